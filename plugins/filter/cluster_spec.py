@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
+
+
+def node_problems(nodes, initial_primary):
+    return cluster_spec.node_problems(nodes, initial_primary)
+
+
+def parameter_problems(parameters, reserved, reserved_prefixes):
+    return cluster_spec.parameter_problems(parameters, reserved, reserved_prefixes)
+
+
+def normalize_wwid(wwid):
+    return cluster_spec.normalize_wwid(wwid)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'node_problems': node_problems,
+            'parameter_problems': parameter_problems,
+            'normalize_wwid': normalize_wwid,
+        }

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host-command adapter and the one error type of the collection.
+
+Domain files take a ``runner`` (anything with ``run(argv, ...)``) instead of an
+AnsibleModule, so unit tests can hand them a fake that replays recorded output.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class PolarDBError(Exception):
+    """A domain error: ``msg`` for people, ``details`` for fail_json."""
+
+    def __init__(self, msg, **details):
+        super(PolarDBError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class CommandResult(object):
+    def __init__(self, rc, stdout, stderr):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def ok(self):
+        return self.rc == 0
+
+
+class CommandRunner(object):
+    """Runs host commands through AnsibleModule.run_command and records them.
+
+    ``executed`` lists every command line run (secrets never appear in argv:
+    callers pass them through files or the environment).
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.executed = []
+
+    def run(self, argv, check=True, data=None, environ=None, cwd=None, become_user=None):
+        if become_user:
+            argv = ['runuser', '-u', become_user, '--'] + list(argv)
+        self.executed.append(' '.join(argv))
+        rc, out, err = self.module.run_command(
+            argv, data=data, environ_update=environ or {}, cwd=cwd, check_rc=False)
+        if check and rc != 0:
+            raise PolarDBError(
+                'command failed (rc=%d): %s: %s' % (rc, ' '.join(argv), (err or out).strip()),
+                rc=rc, stdout=out, stderr=err, cmd=argv)
+        return CommandResult(rc, out, err)
+
+    def which(self, name, required=False):
+        return self.module.get_bin_path(name, required=required)
+
+
+def fail_on_error(module, func, *args, **kwargs):
+    """Call ``func``; map PolarDBError to fail_json in one place."""
+    try:
+        return func(*args, **kwargs)
+    except PolarDBError as e:
+        module.fail_json(msg=e.msg, **e.details)

@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.polardb.stack.plugins.filter.dsn import dsn
+from ansible_collections.polardb.stack.plugins.filter.topology_table import topology_table
+
+
+def test_dsn_lists_every_node_and_encodes_the_password():
+    nodes = [{'name': 'a', 'host': '10.0.0.1', 'port': 5432}, {'name': 'b', 'host': '10.0.0.2', 'port': 5433}]
+    assert dsn(nodes, 'app', 'p@ss/w:rd', 'app') == (
+        'postgresql://app:p%40ss%2Fw%3Ard@10.0.0.1:5432,10.0.0.2:5433/app'
+        '?target_session_attrs=read-write&connect_timeout=2')
+    assert dsn(nodes, 'app', 'x', 'app', 'standby').endswith('target_session_attrs=standby&connect_timeout=2')
+
+
+def test_topology_table_shows_roles_states_and_problems():
+    cluster = {
+        'rw': 'a', 'healthy': False, 'problems': ['c is unreachable'],
+        'nodes': {
+            'a': {'host': '10.0.0.1', 'port': 5432, 'reachable': True, 'role': 'primary', 'timeline': 1,
+                  'lsn': {'current': '0/3000148'}, 'server_version': '15.18 (Debian)'},
+            'b': {'host': '10.0.0.2', 'port': 5432, 'reachable': True, 'role': 'replica', 'timeline': 1,
+                  'lsn': {'replay': '0/3000148'}, 'lag_bytes': 0,
+                  'upstream': {'host': '10.0.0.1', 'status': 'streaming'}},
+            'c': {'host': '10.0.0.3', 'port': 5432, 'reachable': False},
+        }}
+    lines = topology_table(cluster)
+    assert lines[0].split() == ['node', 'address', 'role', 'state', 'tl', 'lsn', 'lag_bytes', 'upstream', 'version']
+    assert lines[1].split() == ['a', '10.0.0.1:5432', 'RW', 'read-write', '1', '0/3000148', '-', '-', '15.18']
+    assert lines[2].split() == ['b', '10.0.0.2:5432', 'replica', 'streaming', '1', '0/3000148', '0', '10.0.0.1', '-']
+    assert lines[3].split()[:4] == ['c', '10.0.0.3:5432', '-', 'unreachable']
+    assert lines[-2:] == ['healthy: no', 'problem: c is unreachable']
