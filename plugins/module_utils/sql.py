@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SQL adapter: the one way the collection connects to an engine over TCP.
+
+``connect()`` uses psycopg 3 when it is importable, else psycopg2; the session
+is in autocommit and returns rows as dicts. ``connection_argument_spec()`` is
+the one spec of the connection options (documented by the
+``polardb.stack.connection`` doc fragment).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
+
+DRIVER = None
+DRIVER_IMPORT_ERROR = None
+psycopg = None  # replaced by tests
+psycopg2 = None  # replaced by tests
+_dict_row = None
+_RealDictCursor = None
+
+try:
+    import psycopg
+    from psycopg.rows import dict_row as _dict_row
+    DRIVER = 'psycopg'
+except ImportError:
+    _psycopg3_error = traceback.format_exc()
+    try:
+        import psycopg2
+        from psycopg2.extras import RealDictCursor as _RealDictCursor
+        DRIVER = 'psycopg2'
+    except ImportError:
+        DRIVER_IMPORT_ERROR = _psycopg3_error + '\n' + traceback.format_exc()
+
+HAS_DRIVER = DRIVER is not None
+
+
+def one_line(text):
+    """libpq messages span lines; results read better on one."""
+    return ' '.join(str(text).split())
+
+
+def connection_argument_spec():
+    """Options shared by every module that connects over TCP."""
+    return dict(
+        login_user=dict(type='str', default='postgres'),
+        login_password=dict(type='str', no_log=True),
+        login_db=dict(type='str', default='postgres'),
+        connect_timeout=dict(type='int', default=3),
+    )
+
+
+def ensure_driver(module):
+    """fail_json with the usual missing-library message when no driver imports."""
+    if not HAS_DRIVER:
+        module.fail_json(
+            msg=missing_required_lib('psycopg (Debian: python3-psycopg) or psycopg2'),
+            exception=DRIVER_IMPORT_ERROR)
+
+
+class Session(object):
+    """An autocommit connection; ``query`` returns a list of dicts."""
+
+    def __init__(self, conn, driver):
+        self.conn = conn
+        self.driver = driver
+        self.executed_queries = []
+
+    def query(self, sql, params=None):
+        self.executed_queries.append(sql)
+        try:
+            if self.driver == 'psycopg2':
+                cur = self.conn.cursor(cursor_factory=_RealDictCursor)
+            else:
+                cur = self.conn.cursor()
+            try:
+                cur.execute(sql, params)
+                rows = cur.fetchall() if cur.description else []
+            finally:
+                cur.close()
+        except Exception as e:  # driver errors: one domain error for callers
+            raise PolarDBError('query failed: %s' % one_line(to_native(e)), query=sql)
+        return [dict(r) for r in rows]
+
+    def one(self, sql, params=None):
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:  # closing a broken connection is not an error
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def connect(host, port, user, password, dbname, connect_timeout, application_name,
+            statement_timeout_ms=None):
+    """Open an autocommit session returning dict rows; PolarDBError on failure.
+
+    ``password`` goes to the driver only (never into a message). With
+    ``statement_timeout_ms`` every statement of the session is bounded too.
+    """
+    if not HAS_DRIVER:
+        raise PolarDBError('no PostgreSQL driver: install psycopg (python3-psycopg) or psycopg2',
+                           exception=DRIVER_IMPORT_ERROR)
+    params = dict(host=host, port=int(port), user=user, dbname=dbname,
+                  connect_timeout=int(connect_timeout), application_name=application_name)
+    if password:
+        params['password'] = password
+    if statement_timeout_ms:
+        params['options'] = '-c statement_timeout=%d' % int(statement_timeout_ms)
+    try:
+        if DRIVER == 'psycopg':
+            conn = psycopg.connect(autocommit=True, row_factory=_dict_row, **params)
+        else:
+            conn = psycopg2.connect(**params)
+            conn.autocommit = True
+    except Exception as e:
+        raise PolarDBError('cannot connect to %s:%s as %s: %s'
+                           % (host, port, user, one_line(to_native(e))),
+                           host=host, port=int(port))
+    return Session(conn, DRIVER)
