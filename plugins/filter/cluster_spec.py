@@ -17,14 +17,9 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
     return cluster_spec.parameter_problems(parameters, reserved, reserved_prefixes)
 
 
-def normalize_wwid(wwid):
-    return cluster_spec.normalize_wwid(wwid)
-
-
 class FilterModule(object):
     def filters(self):
         return {
             'node_problems': node_problems,
             'parameter_problems': parameter_problems,
-            'normalize_wwid': normalize_wwid,
         }

@@ -13,19 +13,11 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.polardb.stack.plugins.module_utils.lun import normalise_wwid
+
 NODE_ROLES = ('replica', 'standby')
 _WWID_RE = re.compile(r'^(0x)?[0-9a-f]{16,33}$')
 _PARAM_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$')
-
-
-def normalize_wwid(wwid):
-    """'0x6001…', '36001…' (scsi_id form, 33 digits) and '6001…' name the same LUN."""
-    w = str(wwid).strip().lower()
-    if w.startswith('0x'):
-        w = w[2:]
-    if len(w) == 33 and w.startswith('3'):
-        w = w[1:]
-    return w
 
 
 def node_problems(nodes, initial_primary):
@@ -47,7 +39,7 @@ def node_problems(nodes, initial_primary):
             problems.append('%s: polardb_lun_wwid=%r is not a WWID (16 to 33 hex digits, optional 0x)'
                             % (n['name'], wwid))
             continue
-        owners.setdefault(normalize_wwid(wwid), []).append(n['name'])
+        owners.setdefault(normalise_wwid(str(wwid)), []).append(n['name'])
         if n['name'] != initial_primary and n.get('role') not in NODE_ROLES:
             problems.append('%s: polardb_node_role=%r must be one of %s'
                             % (n['name'], n.get('role'), ', '.join(NODE_ROLES)))
