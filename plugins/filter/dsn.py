@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: dsn
-author: polardb.stack developers
+author: polardb.stack developers (!UNKNOWN)
 version_added: 0.1.0
 short_description: Build a libpq multi-host connection URI for a cluster
 description:

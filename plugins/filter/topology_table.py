@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: topology_table
-author: polardb.stack developers
+author: polardb.stack developers (!UNKNOWN)
 version_added: 0.1.0
 short_description: Render a cluster topology as a table of lines
 description:

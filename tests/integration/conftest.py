@@ -1,0 +1,85 @@
+"""Fixtures for integration tests against the lab: real hosts, real engines,
+real (lab) LUNs. Nothing here replaces an adapter."""
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_INVENTORY = os.path.join(ROOT, 'inventories', 'lab', 'hosts.yml')
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+
+
+def _lab():
+    if not os.path.exists(LAB_INVENTORY):
+        pytest.skip('the lab is not up (no %s): run make lab-up' % LAB_INVENTORY)
+    with open(LAB_INVENTORY) as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope='session')
+def lab():
+    """The lab's inventory as data: hosts with their addresses and LUN WWIDs."""
+    return _lab()
+
+
+@pytest.fixture(scope='session')
+def lab_hosts(lab):
+    return lab['all']['children']['lab_hosts']['hosts']
+
+
+@pytest.fixture(scope='session')
+def ssh(lab, lab_hosts):
+    key = lab['all']['vars']['ansible_ssh_private_key_file']
+
+    def run(host, command, check=True, timeout=120):
+        address = lab_hosts[host]['ansible_host']
+        proc = subprocess.run(
+            ['ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+             '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
+             'root@' + address, command],
+            capture_output=True, text=True, timeout=timeout, check=False)
+        if check:
+            assert proc.returncode == 0, '%s: %s\n%s%s' % (host, command, proc.stdout, proc.stderr)
+        return proc
+    return run
+
+
+RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)'
+                   r'\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)', re.M)
+
+
+class PlaybookRun(object):
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.recap = {m.group(1): dict(zip(('ok', 'changed', 'unreachable', 'failed', 'skipped'),
+                                           map(int, m.groups()[1:6])))
+                      for m in RECAP.finditer(self.output)}
+
+    def changed(self):
+        return {h: r['changed'] for h, r in self.recap.items() if r['changed']}
+
+
+@pytest.fixture(scope='session')
+def playbook():
+    def run(name, *extra_args, inventories=(), check=False, timeout=1200):
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
+                   ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+        argv = [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
+                '-i', LAB_INVENTORY]
+        for inv in inventories:
+            argv += ['-i', str(inv)]
+        if check:
+            argv += ['--check', '--diff']
+        proc = subprocess.run(argv + list(extra_args), capture_output=True, text=True, cwd=ROOT,
+                              env=env, timeout=timeout, check=False)
+        return PlaybookRun(proc)
+    return run
+
+
+def one_line(text):
+    """Ansible folds long messages; compare on single spaces."""
+    return re.sub(r'\s+', ' ', text)
