@@ -57,7 +57,7 @@ destroy: venv ## Destroy cluster $(CLUSTER) (keeps LUN data)
 demo: venv lab-up create status ## Fresh machine: tools, lab, cluster "demo" (1 RW + 2 RO), its status
 
 dsn: venv ## Print a multi-host libpq DSN (target_session_attrs=read-write) for the application role
-	@$(PLAYBOOK) playbooks/dsn.yml -e cluster=$(CLUSTER) 2>/dev/null | sed -n 's/^.*"msg": "\(postgresql:[^"]*\)".*$$/\1/p; s/^ *msg: \(postgresql:.*\)$$/\1/p'
+	@ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 $(PLAYBOOK) playbooks/dsn.yml -e cluster=$(CLUSTER) 2>/dev/null | sed -n 's/^.*"msg": "\(postgresql:[^"]*\)".*$$/\1/p; s/^ *msg: \(postgresql:.*\)$$/\1/p'
 
 test: lint changelog galaxy ee sanity units integration ## Everything CI runs
 

@@ -59,7 +59,7 @@ def topology_table(cluster):
             up.get('host') or '-', (n.get('server_version') or '-').split(' ')[0]))
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     fmt = '  '.join('%%-%ds' % w for w in widths)
-    lines = [fmt % cols] + [fmt % r for r in rows]
+    lines = [(fmt % cols).rstrip()] + [(fmt % r).rstrip() for r in rows]
     lines.append('healthy: %s' % ('yes' if cluster.get('healthy') else 'no'))
     lines.extend('problem: %s' % p for p in cluster.get('problems') or [])
     return lines
