@@ -7,9 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_INVENTORY = os.path.join(ROOT, 'inventories', 'lab', 'hosts.yml')
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+from labtools import LAB_INVENTORY, ROOT, VENV_BIN
 
 
 def _lab():
@@ -78,8 +76,3 @@ def playbook():
                               env=env, timeout=timeout, check=False)
         return PlaybookRun(proc)
     return run
-
-
-def one_line(text):
-    """Ansible folds long messages; compare on single spaces."""
-    return re.sub(r'\s+', ' ', text)

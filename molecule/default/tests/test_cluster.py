@@ -68,7 +68,7 @@ def test_exactly_one_rw_and_every_replica_streams_from_it(nodes, roles):
     assert streaming == ['%s:streaming' % n for n in sorted(nodes) if n != rw]
     slots = sql(nodes[rw], "select slot_name || ':' || active from pg_replication_slots "
                            "order by slot_name").splitlines()
-    assert slots == ['%s:t' % n for n in sorted(nodes) if n != rw]
+    assert slots == ['%s:true' % n for n in sorted(nodes) if n != rw]
     for name in nodes:
         if name != rw:
             assert sql(nodes[name], 'select status from pg_stat_wal_receiver') == 'streaming'
