@@ -475,18 +475,95 @@ class NvmeDriver(FenceDriver):
 
 
 class LabDriver(FenceDriver):
-    """The slot of the lab's emulated array (SCSI-3 semantics, type codes as
-    SCSI). The lab fills it in with the same methods as the other drivers."""
+    """The lab's emulated SAN array (roles/lab): SCSI-3 semantics over HTTP+JSON.
+
+    The array knows the caller by its source address, as a real array knows an
+    initiator by its port, so a host can only register or preempt as itself.
+    Type codes are SCSI's; the array names them in SPC-4 words.
+    """
 
     name = 'lab'
     writer_type = 7
     type_names = SCSI_TYPE_NAMES
     all_registrants_types = (7, 8)
     registrants_types = (5, 6, 7, 8)
+    url = 'http://10.213.77.1:8790'
+    _TYPE_WORDS = {1: 'write-exclusive', 3: 'exclusive-access', 5: 'write-exclusive-registrants-only',
+                   6: 'exclusive-access-registrants-only', 7: 'write-exclusive-all-registrants',
+                   8: 'exclusive-access-all-registrants'}
+
+    def _request(self, what, path, body=None):
+        # Imported here: only the lab driver talks HTTP.
+        from ansible.module_utils.urls import open_url
+        from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+        data = json.dumps(body) if body is not None else None
+        try:
+            resp = open_url(self.url + path, method='POST' if body is not None else 'GET', data=data,
+                            headers={'Content-Type': 'application/json'}, timeout=10)
+            return json.loads(resp.read())
+        except HTTPError as e:
+            try:
+                reason = json.loads(e.read()).get('error')
+            except ValueError:
+                reason = None
+            raise PolarDBError('the lab array refused to %s on %s: %s' % (what, self.device, reason or e),
+                               device=self.device, driver=self.name, http_status=e.code)
+        except (URLError, OSError) as e:
+            raise PolarDBError('the lab array at %s does not answer from %s: %s' % (self.url, self.hostname, e),
+                               device=self.device, driver=self.name)
+
+    def _lun(self):
+        luns = self._request('read the reservations', '/v1/status')['luns']
+        for name, entry in sorted(luns.items()):
+            if str(entry.get('wwid')).lower() == str(self.wwid).lower():
+                return name, entry
+        raise PolarDBError('the lab array maps no LUN with WWID %s to %s' % (self.wwid, self.hostname),
+                           device=self.device, driver=self.name)
 
     def check(self):
-        raise PolarDBError('the lab fencing driver is not available in this version of polardb.stack',
-                           device=self.device, driver=self.name)
+        if not self.wwid:
+            # The lab presents LUNs as /dev/disk/by-id/wwn-0x<WWID> device nodes.
+            m = re.search(r'wwn-0x([0-9a-fA-F]+)$', self.device or '')
+            if not m:
+                raise PolarDBError('the lab driver needs the LUN by wwid (or its wwn-0x<WWID> path)',
+                                   device=self.device, driver=self.name)
+            self.wwid = m.group(1).lower()
+        self.tool = self.url
+        self.tool_name = 'lab array'
+        self.lun_name = self._lun()[0]
+
+    def read(self):
+        entry = self._lun()[1]
+        registrations = [int(k, 16) for k in (entry.get('registrations') or {}).values()]
+        res = entry.get('reservation')
+        reservation = None
+        if res:
+            codes = dict((v, k) for k, v in self._TYPE_WORDS.items())
+            reservation = {'key': int(res.get('key') or '0x0', 16), 'type': codes.get(res['type'], res['type'])}
+        return PRState(registrations, reservation)
+
+    def _post(self, what, action, **body):
+        body['lun'] = self.lun_name
+        self._request(what, '/v1/pr/' + action, body)
+
+    def register(self, key):
+        self._post('register key %s' % _hex(key), 'register', key=_hex(key))
+
+    def unregister(self, key):
+        self._post('unregister', 'register', key='0x0')
+
+    def reserve(self, key):
+        self._post('reserve', 'reserve', key=_hex(key), type=self._TYPE_WORDS[self.writer_type])
+
+    def preempt(self, key, victim_key):
+        self._post('preempt key %s' % _hex(victim_key), 'preempt', key=_hex(key), victim_key=_hex(victim_key),
+                   type=self._TYPE_WORDS[self.writer_type])
+
+    def release(self, key, rtype):
+        self._post('release the reservation', 'release', key=_hex(key))
+
+    def clear(self, key):
+        self._post('clear the registrations', 'clear', key=_hex(key))
 
 
 DRIVERS = {

@@ -166,15 +166,31 @@ class Instance(object):
                                data_dir=self.data_dir, stdout=res.stdout)
         return cd
 
-    def probe(self):
-        """(state, error): what the engine on the local socket says, if it answers
-        and serves this data directory."""
-        res = self.runner.run(
+    def _psql(self, sql):
+        """Run ``sql`` with psql on the local socket as the owner (peer authentication)."""
+        return self.runner.run(
             [self._bin('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', self.socket_dir,
-             '-p', str(self.port), '-d', 'postgres', '-c', PROBE_SQL],
+             '-p', str(self.port), '-d', 'postgres', '-c', sql],
             check=False, cwd='/', become_user=self.owner,
             environ={'LC_ALL': 'C', 'PGCONNECT_TIMEOUT': str(PSQL_CONNECT_TIMEOUT),
                      'PGAPPNAME': 'polardb.stack'})
+
+    def execute(self, sql):
+        """Run one statement on the local engine (psql as the owner); its output.
+
+        PolarDBError when psql cannot connect or the statement fails."""
+        res = self._psql(sql)
+        if res.rc != 0:
+            raise PolarDBError('%s on %s port %d failed (rc=%d): %s'
+                               % (sql, self.socket_dir, self.port, res.rc,
+                                  ' '.join((res.stderr or res.stdout or '').split())),
+                               data_dir=self.data_dir, rc=res.rc, stderr=res.stderr)
+        return res.stdout
+
+    def probe(self):
+        """(state, error): what the engine on the local socket says, if it answers
+        and serves this data directory."""
+        res = self._psql(PROBE_SQL)
         if res.rc == 2:  # psql: the connection failed (server down, starting up, ...)
             return None, ' '.join((res.stderr or res.stdout).split()) or 'psql could not connect'
         if res.rc != 0:

@@ -532,10 +532,54 @@ def test_missing_nvme_cli(host):
 
 # --- the rest ----------------------------------------------------------------------------------------
 
-def test_the_lab_slot_says_it_is_not_there_yet(host):
+class FakeArray(object):
+    """The lab array's HTTP API for one caller ('pdb1'), with its PR rules for type 7."""
+
+    def __init__(self, registrations=None, reservation=None):
+        self.entry = {'wwid': WWID, 'registrations': dict(registrations or {}), 'reservation': reservation}
+        self.posts = []
+
+    def __call__(self, driver, what, path, body=None):
+        if body is None:
+            return {'host': 'pdb1', 'luns': {'data1': self.entry, 'other': {'wwid': 'ffff'}}}
+        action = path.rsplit('/', 1)[1]
+        self.posts.append((action, body))
+        regs = self.entry['registrations']
+        assert body['lun'] == 'data1'
+        if action == 'register':
+            if body['key'] == '0x0':
+                regs.pop('pdb1', None)
+            else:
+                regs['pdb1'] = body['key']
+        elif action == 'reserve':
+            self.entry['reservation'] = {'holder': 'pdb1', 'key': body['key'], 'type': body['type']}
+        elif action == 'preempt':
+            for h, k in list(regs.items()):
+                if int(k, 16) == int(body['victim_key'], 16):
+                    del regs[h]
+        return {'changed': True}
+
+
+def test_the_lab_driver_makes_this_host_the_only_writer(host, monkeypatch):
+    other = fencing.format_key(fencing.derive_key('demo', 'pdb2'))
+    array = FakeArray({'pdb2': other},
+                      {'holder': 'pdb2', 'key': other, 'type': 'write-exclusive-all-registrants'})
+    monkeypatch.setattr(fencing.LabDriver, '_request', lambda drv, what, path, body=None: array(drv, what, path, body))
     runner = CommandRunner(FakeModule(()))
-    with pytest.raises(PolarDBError, match='lab fencing driver is not available'):
-        run(runner, host, 'query', driver='lab')
+    result = run(runner, host, 'writer', driver='lab', cluster='demo', node='pdb1')
+    mine = fencing.format_key(fencing.derive_key('demo', 'pdb1'))
+    assert [a for a, _ in array.posts] == ['register', 'preempt']
+    assert array.posts[1][1]['victim_key'] == '0x%x' % int(other, 16)
+    assert list(array.entry['registrations'].values()) == ['0x%x' % int(mine, 16)]
+    assert result['changed'] and result['fence']['this_host_writer']
+
+
+def test_the_lab_driver_names_a_lun_the_array_does_not_map(host, monkeypatch):
+    array = FakeArray()
+    array.entry['wwid'] = 'not-this-one'
+    monkeypatch.setattr(fencing.LabDriver, '_request', lambda drv, what, path, body=None: array(drv, what, path, body))
+    with pytest.raises(PolarDBError, match='maps no LUN with WWID %s' % WWID):
+        run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1')
 
 
 def test_every_driver_has_the_interface():

@@ -1,0 +1,705 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandResult, PolarDBError
+from ansible_collections.polardb.stack.plugins.module_utils.instance import Instance
+from ansible_collections.polardb.stack.plugins.module_utils import switchover as sw
+from ansible_collections.polardb.stack.plugins.module_utils.topology import (
+    PROBE_SQL, format_lsn, parse_lsn)
+
+SYSID = '7712462526841396471'
+OTHER = '7000000000000000001'
+DATA = '/srv/polardb/demo/data'
+CKPT = '0/5000028'            # the shutdown checkpoint record starts here
+PAST = '0/50000A0'            # its end: replayed past the checkpoint
+STOP = ['systemctl', 'stop', 'polardb@demo.service']
+START = ['systemctl', 'start', 'polardb@demo.service']
+TARGET = {'name': 'pdb2', 'host': '10.0.0.2', 'port': 5432}
+
+
+# ------------------------------------------------------------------ fakes
+
+class Clock(object):
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def controldata_text(state='in production', ckpt='0/4000060', tli=1):
+    return ('pg_control version number:            1300\n'
+            'Database system identifier:           %s\n'
+            'Database cluster state:               %s\n'
+            'Latest checkpoint location:           %s\n'
+            "Latest checkpoint's TimeLineID:       %d\n"
+            "Min recovery ending loc's timeline:   0\n" % (SYSID, state, ckpt, tli))
+
+
+def local_probe(in_recovery=False, current='0/4FFF000', replication=None, sysid=SYSID):
+    if replication is None:
+        replication = [{'application_name': 'pdb2', 'client_addr': '10.0.0.2', 'state': 'streaming',
+                        'sync_state': 'async', 'slot_name': 'pdb2', 'sent_lsn': current,
+                        'write_lsn': current, 'flush_lsn': current, 'replay_lsn': current,
+                        'replay_lag_bytes': 0}]
+    return json.dumps({
+        'in_recovery': in_recovery, 'server_version': '15.20', 'server_version_num': 150020,
+        'polar_version': None, 'data_directory': DATA, 'system_identifier': sysid,
+        'checkpoint_timeline': 1, 'wal_file': None if in_recovery else '000000010000000000000004',
+        'current_lsn': None if in_recovery else current,
+        'receive_lsn': current if in_recovery else None, 'replay_lsn': current if in_recovery else None,
+        'wal_receiver': None, 'replication': [] if in_recovery else replication})
+
+
+class Host(object):
+    """The current RW's host: psql, pg_controldata and systemctl, with costs on the clock."""
+
+    def __init__(self, clock, probe=None, states=None, stop_rc=0, start_rc=0, stop_s=0.1,
+                 controldata_s=0.005, checkpoint_s=0.02, ckpt=CKPT, tli=1):
+        self.clock = clock
+        self.probe_text = probe if probe is not None else local_probe()
+        self.states = list(states or ['in production', 'shut down'])
+        self.stop_rc, self.start_rc = stop_rc, start_rc
+        self.stop_s, self.controldata_s, self.checkpoint_s = stop_s, controldata_s, checkpoint_s
+        self.ckpt, self.tli = ckpt, tli
+        self.running = True
+        self.calls = []
+        self.executed = []
+
+    def run(self, argv, check=True, data=None, environ=None, cwd=None, become_user=None):
+        argv = list(argv)
+        self.calls.append(argv)
+        self.executed.append(' '.join(argv))
+        prog = os.path.basename(argv[0])
+        rc, out, err = 0, '', ''
+        if prog == 'psql':
+            query = argv[argv.index('-c') + 1]
+            if not self.running:
+                rc, err = 2, 'psql: error: connection to server on socket failed: No such file'
+            elif query == PROBE_SQL:
+                out = self.probe_text + '\n'
+            elif query == 'CHECKPOINT':
+                self.clock.now += self.checkpoint_s
+                out = 'CHECKPOINT\n'
+            else:
+                raise AssertionError('unexpected query %s' % query)
+        elif prog == 'pg_controldata':
+            self.clock.now += self.controldata_s
+            state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            out = controldata_text(state, self.ckpt if state == 'shut down' else '0/4000060', self.tli)
+        elif argv == STOP:
+            self.clock.now += self.stop_s
+            rc = self.stop_rc
+            if rc == 0:
+                self.running = False
+            else:
+                err = 'Job for polardb@demo.service failed'
+        elif argv == START:
+            rc = self.start_rc
+            if rc == 0:
+                self.running = True
+            else:
+                err = 'Job for polardb@demo.service failed'
+        else:
+            raise AssertionError('unexpected command %s' % argv)
+        if check and rc != 0:
+            raise PolarDBError('command failed (rc=%d): %s: %s' % (rc, ' '.join(argv), err), rc=rc)
+        return CommandResult(rc, out, err)
+
+    def commands(self):
+        out = []
+        for c in self.calls:
+            if os.path.basename(c[0]) == 'psql':
+                q = c[c.index('-c') + 1]
+                out.append('psql:' + ('probe' if q == PROBE_SQL else q))
+            elif os.path.basename(c[0]) == 'pg_controldata':
+                out.append('pg_controldata')
+            else:
+                out.append(' '.join(c))
+        return out
+
+
+class Target(object):
+    """The target engine; ``connect()`` hands out sessions to it."""
+
+    def __init__(self, clock, in_recovery=True, sysid=SYSID, replay=('0/4FFF000', '0/5000028', PAST),
+                 receiver='streaming', slot='pdb2', sender=('10.0.0.1', 5432), can_promote=True,
+                 promote='ok', promote_s=0.05, history='1\t0/50000A0\tno recovery target specified\n',
+                 tli=1, reachable=True):
+        self.clock = clock
+        self.in_recovery, self.sysid, self.tli = in_recovery, sysid, tli
+        self.replay = list(replay)
+        self.receiver, self.slot, self.sender = receiver, slot, sender
+        self.can_promote = can_promote
+        self.promote, self.promote_s = promote, promote_s
+        self.history = history
+        self.reachable = reachable
+        self.connects = 0
+        self.queries = []
+        self.after_promote = None    # callable run after a promote (e.g. to drop the target)
+
+    def connect(self):
+        self.connects += 1
+        if not self.reachable:
+            raise PolarDBError('cannot connect to 10.0.0.2:5432 as postgres: connection refused')
+        return Session(self)
+
+    def replay_lsn(self):
+        return self.replay.pop(0) if len(self.replay) > 1 else self.replay[0]
+
+    def probe(self):
+        lsn = self.replay[0]
+        return json.dumps({
+            'in_recovery': self.in_recovery, 'server_version': '15.20', 'server_version_num': 150020,
+            'polar_version': None, 'data_directory': DATA, 'system_identifier': self.sysid,
+            'checkpoint_timeline': self.tli,
+            'wal_file': None if self.in_recovery else '%08X0000000000000005' % self.tli,
+            'current_lsn': None if self.in_recovery else lsn,
+            'receive_lsn': lsn if self.in_recovery else None,
+            'replay_lsn': lsn if self.in_recovery else None,
+            'wal_receiver': {'status': self.receiver, 'received_tli': self.tli,
+                             'sender_host': self.sender[0], 'sender_port': self.sender[1],
+                             'slot_name': self.slot, 'flushed_lsn': lsn}
+            if (self.in_recovery and self.receiver) else None,
+            'replication': []})
+
+
+class Session(object):
+    def __init__(self, target):
+        self.t = target
+        self.closed = False
+
+    def one(self, query, params=None):
+        t = self.t
+        t.queries.append(query)
+        if not t.reachable or self.closed:
+            raise PolarDBError('query failed: server closed the connection unexpectedly')
+        if query == PROBE_SQL:
+            return {'probe': t.probe()}
+        if query == sw.CAN_PROMOTE_SQL:
+            return {'can_promote': t.can_promote}
+        if query == sw.REPLAY_SQL:
+            return {'in_recovery': t.in_recovery, 'replay_lsn': t.replay_lsn()}
+        if query == sw.RECOVERY_SQL:
+            return {'in_recovery': t.in_recovery}
+        if query.startswith('SELECT pg_promote(true, '):
+            t.clock.now += t.promote_s
+            behaviour, t.promote = t.promote, None
+            if behaviour in ('ok', 'lost', 'error-after'):
+                t.in_recovery = False
+                t.tli += 1
+            if t.after_promote:
+                t.after_promote()
+            if behaviour == 'ok':
+                return {'promoted': True}
+            if behaviour == 'false':
+                return {'promoted': False}
+            if behaviour == 'lost':
+                raise PolarDBError('query failed: server closed the connection unexpectedly')
+            raise PolarDBError('query failed: ERROR: could not write to file "promote.signal"')
+        if query == sw.NEW_RW_SQL:
+            return {'in_recovery': t.in_recovery,
+                    'wal_file': None if t.in_recovery else '%08X0000000000000005' % t.tli}
+        if query == sw.HISTORY_SQL:
+            assert params == ('pg_wal/%08X.history' % t.tli,)
+            return {'history': t.history}
+        raise AssertionError('unexpected query %s' % query)
+
+    def close(self):
+        self.closed = True
+
+
+def make(clock=None, host=None, target=None, check_mode=False, **kw):
+    clock = clock or Clock()
+    host = host or Host(clock)
+    target = target or Target(clock)
+    inst = Instance(host, DATA, bin_dir='/usr/lib/postgresql/15/bin', owner='postgres', port=5432,
+                    socket_dir='/var/run/postgresql')
+    s = sw.Switchover(inst, host, target.connect, TARGET, STOP, START, node_name='pdb1',
+                      check_mode=check_mode, clock=clock, sleep=clock.sleep, **kw)
+    return s, host, target, clock
+
+
+# ------------------------------------------------------------- happy path
+
+def test_happy_path_timings_and_order():
+    s, host, target, clock = make()
+    r = s.run()
+    assert r['changed'] is True
+    assert (r['old_rw'], r['new_rw']) == ('pdb1', 'pdb2')
+    assert r['shutdown_checkpoint_lsn'] == CKPT
+    assert r['target_replay_lsn'] == PAST   # the first replay LSN past the checkpoint
+    assert r['timeline'] == 2
+    assert r['lag_bytes'] == 0
+    t = r['timings']
+    assert t['checkpoint_s'] == pytest.approx(0.02)
+    assert t['stop_s'] == pytest.approx(0.1)
+    assert t['controldata_s'] == pytest.approx(0.005)
+    assert t['catchup_s'] == pytest.approx(0.02)   # 2 polls at CKPT itself, then past it
+    assert t['promote_s'] == pytest.approx(0.05)
+    assert t['write_unavailable_s'] == pytest.approx(0.175)
+    assert t['total_s'] == pytest.approx(0.2)   # + the first pg_controldata (0.005)
+    assert clock.sleeps == [0.01, 0.01]
+    # checks, CHECKPOINT, stop, pg_controldata: nothing else is spawned; never started again
+    assert host.commands() == ['pg_controldata', 'psql:probe', 'psql:CHECKPOINT',
+                               ' '.join(STOP), 'pg_controldata']
+    # one connection to the target, opened before the stop, used for the polls and the promote
+    assert target.connects == 1
+    assert 'SELECT pg_promote(true, 60) AS promoted' in target.queries
+    assert r['executed'][2:] == [
+        'CHECKPOINT on the local engine', 'stop: ' + ' '.join(STOP),
+        'pg_controldata: shut down, checkpoint at %s' % CKPT,
+        'wait for pdb2 to replay past %s' % CKPT, 'pg_promote(true, 60) on pdb2']
+    assert 'nothing lost' in r['msg']
+
+
+def test_replay_equal_to_the_checkpoint_is_not_enough():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, replay=(CKPT,)), catchup_timeout=0.05)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'did not replay past the shutdown checkpoint %s' % CKPT in e.value.msg
+    assert host.commands()[-1] == ' '.join(START)
+
+
+def test_check_mode_runs_the_checks_and_stops_nothing():
+    s, host, target, clock = make(check_mode=True)
+    r = s.run()
+    assert r['changed'] is True
+    assert r['new_rw'] == 'pdb2'
+    assert r['timeline'] is None
+    assert host.commands() == ['pg_controldata', 'psql:probe']
+    assert not any(q.startswith('SELECT pg_promote') for q in target.queries)
+    assert sw.CAN_PROMOTE_SQL in target.queries
+    assert r['planned'][1] == 'stop: ' + ' '.join(STOP)
+    assert r['msg'].startswith('would switch over from pdb1 to pdb2')
+
+
+# ---------------------------------------------------------- already switched
+
+def test_already_switched_local_in_recovery():
+    clock = Clock()
+    host = Host(clock, probe=local_probe(in_recovery=True), states=['in production'])
+    s, host, target, clock = make(clock, host, Target(clock, in_recovery=False, tli=2))
+    r = s.run()
+    assert r['changed'] is False
+    assert r['new_rw'] == 'pdb2' and r['timeline'] == 2
+    assert r['msg'].startswith('already switched')
+    assert host.commands() == ['pg_controldata', 'psql:probe']
+
+
+def test_already_switched_local_stopped_after_its_shutdown_checkpoint():
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, in_recovery=False, tli=2))
+    r = s.run()
+    assert r['changed'] is False
+    assert r['shutdown_checkpoint_lsn'] == CKPT
+    assert 'stopped after its shutdown checkpoint' in r['msg']
+    assert host.commands() == ['pg_controldata', 'psql:probe']
+
+
+def test_stopped_local_and_target_forked_before_our_checkpoint_is_refused():
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    target = Target(clock, in_recovery=False, tli=2, history='1\t0/4000000\tno recovery target\n')
+    s, host, target, clock = make(clock, host, target)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'left timeline 1 at 0/4000000, before our shutdown checkpoint %s' % CKPT in e.value.msg
+    assert 'pg_rewind' in e.value.msg
+
+
+def test_stopped_local_after_a_crash_is_not_a_switchover():
+    clock = Clock()
+    host = Host(clock, states=['in production'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, in_recovery=False, tli=2))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert "this host is not the RW: the local engine is not running" in e.value.msg
+    assert "cluster state 'in production'" in e.value.msg
+
+
+def test_local_replica_and_target_replica_is_not_the_rw():
+    clock = Clock()
+    host = Host(clock, probe=local_probe(in_recovery=True), states=['in production'])
+    s, host, target, clock = make(clock, host)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert e.value.msg.startswith('this host is not the RW: the local engine is in recovery')
+    assert STOP not in host.calls
+
+
+def test_local_engine_down_and_target_unreachable():
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, reachable=False))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'this host is not the RW' in e.value.msg and 'unreachable too' in e.value.msg
+
+
+# ------------------------------------------------------------------ refusals
+
+def refused(target=None, host=None, **kw):
+    clock = Clock()
+    s, host, target, clock = make(clock, host or Host(clock), target or Target(clock, **kw))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert host.commands() == ['pg_controldata', 'psql:probe']   # no CHECKPOINT, no stop
+    assert not any(q.startswith('SELECT pg_promote') for q in target.queries)
+    return e.value
+
+
+def test_lagging_target_is_refused_before_any_stop():
+    err = refused(replay=('0/3FFEFFF',))   # one byte over the bound (exactly at it is fine)
+    assert err.msg.startswith('target pdb2 (10.0.0.2:5432) lags 16777217 bytes')
+    err = refused(replay=('0/3000000',))
+    assert 'lags 33550336 bytes behind this RW (> max_lag_bytes 16777216)' in err.msg
+    assert err.details['lag_bytes'] == 33550336
+
+
+def test_lag_at_the_bound_is_accepted():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, replay=('0/3FFF000',)), check_mode=True)
+    assert s.run()['lag_bytes'] == 16777216
+
+
+def test_target_not_streaming_from_us_is_refused():
+    clock = Clock()
+    other = local_probe(replication=[{'application_name': 'pdb3', 'slot_name': 'pdb3',
+                                      'state': 'streaming', 'client_addr': '10.0.0.3'}])
+    target = Target(clock, sender=('10.0.0.3', 5432), slot=None)
+    err = refused(host=Host(clock, probe=other), target=target)
+    assert err.msg.startswith('target pdb2 (10.0.0.2:5432) does not stream from this RW: no walsender '
+                              'of this RW serves application_name pdb2')
+    assert '10.0.0.3:5432' in err.msg
+
+
+def test_walsender_not_yet_streaming_is_refused():
+    clock = Clock()
+    catchup = local_probe(replication=[{'application_name': 'pdb2', 'slot_name': 'pdb2',
+                                        'state': 'catchup', 'client_addr': '10.0.0.2'}])
+    err = refused(host=Host(clock, probe=catchup), target=Target(clock))
+    assert 'the walsender of this RW for it is catchup' in err.msg
+
+
+def test_stopped_receiver_foreign_primary_unreachable_and_no_privilege_are_refused():
+    assert 'is not streaming (WAL receiver waiting)' in refused(receiver='waiting').msg
+    assert 'is not streaming (no WAL receiver)' in refused(receiver=None).msg
+    assert 'is foreign: system identifier %s, this RW has %s' % (OTHER, SYSID) in refused(sysid=OTHER).msg
+    assert 'is not in recovery' in refused(in_recovery=False).msg
+    assert 'may not execute pg_promote()' in refused(can_promote=False).msg
+
+
+def test_unreachable_target_is_refused():
+    clock = Clock()
+    s, host, target, clock = make(clock, Host(clock), Target(clock, reachable=False))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert e.value.msg.startswith('target pdb2 (10.0.0.2:5432) is unreachable: cannot connect')
+    assert host.commands() == ['pg_controldata', 'psql:probe']
+
+
+def test_walsender_found_by_slot_when_application_name_differs():
+    clock = Clock()
+    by_slot = local_probe(replication=[{'application_name': 'walreceiver', 'slot_name': 'pdb2',
+                                        'state': 'streaming', 'client_addr': '10.0.0.2'}])
+    s, host, target, clock = make(clock, Host(clock, probe=by_slot), check_mode=True)
+    assert s.run()['changed'] is True
+
+
+# ------------------------------------------------------------------- failures
+
+def test_catchup_timeout_restarts_the_old_rw():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, replay=('0/4FFF000',)),
+                                  catchup_timeout=0.5)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    msg = e.value.msg
+    assert msg.startswith('target pdb2 (10.0.0.2:5432) did not replay past the shutdown checkpoint '
+                          '0/5000028 within 0.5 s (replayed up to 0/4FFF000)')
+    assert 'the old RW pdb1 was restarted and is the RW again' in msg and 'nothing was lost' in msg
+    assert e.value.details['restarted'] is True
+    assert host.commands()[-2:] == ['pg_controldata', ' '.join(START)]
+    assert not any(q.startswith('SELECT pg_promote') for q in target.queries)
+    assert e.value.details['timings']['catchup_s'] >= 0.5
+
+
+def test_catchup_survives_a_broken_connection():
+    clock = Clock()
+    target = Target(clock)
+    s, host, target, clock = make(clock, target=target)
+    real_replay = target.replay_lsn
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise PolarDBError('query failed: server closed the connection unexpectedly')
+        return real_replay()
+    target.replay_lsn = flaky
+    assert s.run()['changed'] is True
+    assert target.connects == 2
+
+
+def test_promote_error_with_target_still_in_recovery_restarts_the_old_rw():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='error'))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    msg = e.value.msg
+    assert msg.startswith('promoting pdb2 (10.0.0.2:5432) failed (query failed: ERROR: could not write')
+    assert 'still in recovery' in msg and 'was restarted' in msg and 'nothing was lost' in msg
+    assert host.commands()[-1] == ' '.join(START)
+
+
+def test_promote_timeout_restarts_and_warns_of_the_pending_request():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='false'))
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'returned false' in e.value.msg and 'may still be pending' in e.value.msg
+    assert host.commands()[-1] == ' '.join(START)
+
+
+def test_promote_result_lost_but_target_is_rw_is_not_restarted():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='lost'))
+    r = s.run()
+    assert r['changed'] is True and r['new_rw'] == 'pdb2'
+    assert 'is out of recovery: promoted' in r['warning']
+    assert ' '.join(START) not in host.commands()
+    assert r['timeline'] == 2
+
+
+def test_promote_error_with_target_rw_is_not_restarted():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='error-after'))
+    r = s.run()
+    assert r['changed'] is True
+    assert ' '.join(START) not in host.commands()
+
+
+def test_promote_result_lost_and_target_gone_leaves_the_old_rw_stopped():
+    clock = Clock()
+    target = Target(clock, promote='lost')
+
+    def vanish():
+        target.reachable = False
+    target.after_promote = vanish
+    s, host, target, clock = make(clock, target=target)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'cannot be told' in e.value.msg and 'stays stopped' in e.value.msg
+    assert e.value.details['restarted'] is False
+    assert ' '.join(START) not in host.commands()
+
+
+def test_target_promoted_by_someone_else_during_catchup_is_not_undone():
+    clock = Clock()
+    target = Target(clock, replay=('0/4FFF000',))
+    s, host, target, clock = make(clock, target=target)
+    real = target.replay_lsn
+
+    def promoted_elsewhere():
+        target.in_recovery = False
+        return real()
+    target.replay_lsn = promoted_elsewhere
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'left recovery on its own' in e.value.msg
+    assert ' '.join(START) not in host.commands()
+
+
+def test_stop_failure_with_engine_still_up_is_reported_without_start():
+    clock = Clock()
+    host = Host(clock, stop_rc=1)
+    s, host, target, clock = make(clock, host)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert e.value.msg.startswith('stopping the local engine failed')
+    assert 'still runs as RW' in e.value.msg
+    assert host.commands()[-2:] == [' '.join(STOP), 'psql:probe']
+
+
+def test_unclean_stop_restarts_the_old_rw():
+    clock = Clock()
+    host = Host(clock, states=['in production', 'in production'])
+    s, host, target, clock = make(clock, host)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert "stopped with cluster state 'in production'" in e.value.msg
+    assert host.commands()[-1] == ' '.join(START)
+
+
+def test_restart_failure_is_reported():
+    clock = Clock()
+    host = Host(clock, start_rc=1)
+    s, host, target, clock = make(clock, host, Target(clock, replay=('0/4FFF000',)),
+                                  catchup_timeout=0.1)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'restarting the old RW FAILED' in e.value.msg
+    assert 'the target was not promoted, nothing was lost' in e.value.msg
+    assert e.value.details['restarted'] is False
+
+
+def test_checkpoint_failure_changes_nothing():
+    clock = Clock()
+    host = Host(clock)
+    real = host.run
+
+    def run(argv, **kw):
+        if argv[-1] == 'CHECKPOINT':
+            return CommandResult(1, '', 'ERROR:  checkpoint request failed')
+        return real(argv, **kw)
+    host.run = run
+    s, host, target, clock = make(clock, host)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert e.value.msg.startswith('CHECKPOINT on the local engine failed, nothing was changed')
+
+
+# ------------------------------------------------------------ pure helpers
+
+def test_parse_timeline_history_and_switchpoint():
+    text = '1\t0/5000028\tno recovery target specified\n\n2\t0/6000000\tafter x\n# comment\nbad line\n'
+    h = sw.parse_timeline_history(text)
+    assert h == [(1, '0/5000028', 'no recovery target specified'), (2, '0/6000000', 'after x')]
+    assert sw.switchpoint(h, 2) == '0/6000000'
+    assert sw.switchpoint(h, 3) is None
+    assert sw.parse_timeline_history(None) == []
+
+
+def node(name, role='replica', lag=0, reachable=True, sysid=SYSID, status='streaming', upstream_node='p',
+         host=None, port=5432, error=None):
+    n = {'name': name, 'host': host or '10.0.0.%d' % (ord(name[-1]) % 200), 'port': port,
+         'reachable': reachable, 'error': error, 'role': role if reachable else None,
+         'system_identifier': sysid if reachable else None, 'lag_bytes': lag,
+         'upstream': None, 'upstream_node': None}
+    if reachable and role == 'replica' and status:
+        n['upstream'] = {'host': '10.0.0.1', 'port': 5432, 'status': status, 'slot': name}
+        n['upstream_node'] = upstream_node
+    if role == 'primary':
+        n['lag_bytes'] = None
+    return n
+
+
+def cluster(*nodes):
+    rw_nodes = [n['name'] for n in nodes if n.get('role') == 'primary']
+    return {'rw': rw_nodes[0] if rw_nodes else None, 'rw_nodes': rw_nodes, 'problems': [],
+            'nodes': dict((n['name'], n) for n in nodes)}
+
+
+def test_choose_least_lag_then_name():
+    c = cluster(node('p', 'primary'), node('c', lag=100), node('b', lag=10), node('a', lag=10))
+    r = sw.choose_target(c)
+    assert r['error'] is None
+    assert r['target'] == 'a'
+    assert r['node'] == {'name': 'a', 'host': c['nodes']['a']['host'], 'port': 5432}
+    assert [x['name'] for x in r['candidates']] == ['a', 'b', 'c']
+    assert r['refused'] == {'p': 'it is the RW'}
+    assert r['rw'] == 'p'
+
+
+def test_choose_skips_unfit_nodes_and_explains():
+    c = cluster(node('p', 'primary'), node('a', lag=2 ** 30), node('b', reachable=False, error='timeout'),
+                node('c', status='waiting'), node('d', status=None), node('e', sysid=OTHER),
+                node('f', upstream_node='g'), node('g'), node('h', upstream_node=None),
+                node('i', lag=None), node('s'))
+    r = sw.choose_target(c, standbys=['s'])
+    assert r['target'] == 'g'
+    assert [x['name'] for x in r['candidates']] == ['g']
+    assert r['refused'] == {
+        'p': 'it is the RW',
+        'a': 'lags 1073741824 bytes > bound 16777216',
+        'b': 'unreachable: timeout',
+        'c': 'not streaming (WAL receiver waiting)',
+        'd': 'not streaming (no WAL receiver)',
+        'e': 'foreign: system identifier %s differs from the RW p (%s)' % (OTHER, SYSID),
+        'f': 'streams from g (cascaded), not from the RW p',
+        'h': 'streams from 10.0.0.1:5432, not from the RW p (%s:5432)' % c['nodes']['p']['host'],
+        'i': 'lag unknown',
+        's': 'a standby (taken only when named explicitly)',
+    }
+    # without a bound the lagging one is fine; unbounded, it still comes last
+    assert [x['name'] for x in sw.choose_target(c, standbys=['s'], max_lag_bytes=None)['candidates']] == ['g', 'a']
+
+
+def test_choose_named_target():
+    c = cluster(node('p', 'primary'), node('a', lag=0), node('s', lag=5), node('z', lag=2 ** 25))
+    assert sw.choose_target(c, 's', standbys=['s'])['target'] == 's'
+    r = sw.choose_target(c, 'z')
+    assert r['target'] is None and r['node'] is None
+    assert r['error'] == 'cannot switch over to z: lags 33554432 bytes > bound 16777216'
+    assert sw.choose_target(c, 'p')['error'] == 'cannot switch over to p: it is the RW'
+    assert sw.choose_target(c, 'nope')['error'] == 'cannot switch over to nope: unknown node (nodes: a, p, s, z)'
+    assert sw.choose_target(c, 'z', max_lag_bytes=2 ** 26)['target'] == 'z'
+
+
+def test_choose_needs_exactly_one_rw_and_a_candidate():
+    two = cluster(node('p', 'primary'), node('q', 'primary'), node('a'))
+    two['problems'] = ['2 RW nodes: p, q']
+    r = sw.choose_target(two)
+    assert r['target'] is None
+    assert r['error'] == 'no switchover without exactly one RW (RW nodes: p, q): 2 RW nodes: p, q'
+    assert sw.choose_target(cluster(node('a')))['error'].startswith(
+        'no switchover without exactly one RW (RW nodes: none)')
+    r = sw.choose_target(cluster(node('p', 'primary'), node('a', reachable=False, error='refused')))
+    assert r['error'] == 'no replica can take over from p: a: unreachable: refused'
+    r = sw.choose_target(cluster(node('p', 'primary')))
+    assert r['error'] == 'no replica can take over from p: the cluster has no other node'
+
+
+def test_choose_accepts_a_real_cluster_info_result():
+    from ansible_collections.polardb.stack.plugins.module_utils.topology import build_topology, parse_probe
+    rw = parse_probe(local_probe(current='0/5000100'))
+    rep = parse_probe(Target(Clock(), replay=('0/5000000',)).probe())
+    probes = [{'name': 'pdb1', 'host': '10.0.0.1', 'port': 5432, 'reachable': True, 'state': rw},
+              {'name': 'pdb2', 'host': '10.0.0.2', 'port': 5432, 'reachable': True, 'state': rep}]
+    r = sw.choose_target(build_topology(probes))
+    assert r['error'] is None and r['target'] == 'pdb2'
+    assert r['node'] == TARGET
+
+
+def test_lsn_helpers_round_trip_used_here():
+    assert parse_lsn(PAST) > parse_lsn(CKPT)
+    assert format_lsn(parse_lsn(CKPT)) == CKPT
+
+
+# ------------------------------------------------------ Instance.execute
+
+def test_instance_execute_runs_psql_as_owner_and_raises_on_error():
+    clock = Clock()
+    host = Host(clock)
+    inst = Instance(host, DATA, owner='postgres', port=5433, socket_dir='/run/pg')
+    assert inst.execute('CHECKPOINT') == 'CHECKPOINT\n'
+    argv = host.calls[-1]
+    assert argv[:9] == ['/usr/lib/postgresql/15/bin/psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
+                        '-h', '/run/pg', '-p', '5433', '-d']
+    assert argv[-2:] == ['-c', 'CHECKPOINT']
+    host.running = False
+    with pytest.raises(PolarDBError) as e:
+        inst.execute('CHECKPOINT')
+    assert e.value.msg.startswith('CHECKPOINT on /run/pg port 5433 failed (rc=2): psql: error')
