@@ -290,6 +290,20 @@ class Switchover(object):
             t = self._target_state(session)
             self._step('check: target %s status' % self.tname)
             sysid = cd.get('Database system identifier')
+            if (local_state is None and t['in_recovery'] and t['system_identifier'] == sysid
+                    and cd.get('Database cluster state') == 'shut down'):
+                # An earlier run stopped this RW cleanly and was interrupted before the
+                # promote: finish it (or undo it) exactly as that run would have.
+                self._step('resume: the local engine was stopped by an interrupted switchover')
+                if self.check_mode:
+                    return self._result(changed=True, new_rw=self.tname, resumed=True,
+                                        msg='would finish an interrupted switchover to %s' % self.tname)
+                self.session, session = session, None
+                now = self.clock()
+                result = self._after_stop(self._result(), now, now)
+                result['resumed'] = True
+                result['msg'] = 'resumed an interrupted switchover: ' + result['msg']
+                return result
             if t['in_recovery'] or t['system_identifier'] != sysid:
                 raise self._error('%s, and the target %s is not its RW (%s)' % (
                     not_rw, self.taddr, 'in recovery' if t['in_recovery']
@@ -312,7 +326,8 @@ class Switchover(object):
                     self.tname, self.node_name, 'in recovery' if local_state is not None
                     else 'stopped after its shutdown checkpoint %s' % ckpt))
         finally:
-            session.close()
+            if session is not None:
+                session.close()
 
     def _check_fork(self, session, target_tli, local_tli, ckpt, not_rw):
         if not target_tli or target_tli <= local_tli:
@@ -464,6 +479,12 @@ class Switchover(object):
                                        probe_first=True)
         t_stop = clock()
         self.timings['stop_s'] = round(t_stop - t0, 6)
+        return self._after_stop(result, t0, t_stop)
+
+    def _after_stop(self, result, t0, t_stop):
+        """Steps (c) to (e), from a cleanly stopped old RW: also the resume of a
+        run that was interrupted between the stop and the promote."""
+        clock = self.clock
 
         # (c) where the old RW's WAL ends
         try:
@@ -550,7 +571,11 @@ class Switchover(object):
         self.started = self.clock()
         cd, local, local_error = self._local()
         if local is None or local.get('in_recovery'):
-            return self._already_switched(cd, local, local_error)
+            try:
+                return self._already_switched(cd, local, local_error)
+            finally:
+                if self.session is not None:
+                    self.session.close()
         self.session = self._connect_target()
         try:
             t, lag = self._check_target(cd, local)

@@ -249,6 +249,7 @@ warning:
   type: str
 '''
 
+import signal
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
@@ -308,6 +309,9 @@ def main():
         supports_check_mode=True,
     )
     sql.ensure_driver(module)
+    # Once writes have stopped, the run must end with a promoted target or a
+    # restarted old RW, even if the controller goes away (its SSH session hangs up).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     result = fail_on_error(module, build(module).run)
     module.exit_json(**result)
 

@@ -315,6 +315,40 @@ def test_already_switched_local_stopped_after_its_shutdown_checkpoint():
     assert host.commands() == ['pg_controldata', 'psql:probe']
 
 
+def test_interrupted_between_stop_and_promote_is_finished():
+    # An earlier run stopped this RW and was killed before the promote.
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, replay=(PAST,)))
+    r = s.run()
+    assert r['changed'] is True and r['resumed'] is True
+    assert r['new_rw'] == 'pdb2' and target.in_recovery is False
+    assert r['msg'].startswith('resumed an interrupted switchover: switched over from pdb1 to pdb2')
+    assert STOP not in host.calls and START not in host.calls
+
+
+def test_interrupted_before_the_target_caught_up_restarts_the_old_rw():
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, replay=('0/4FFF000',)), catchup_timeout=1)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'restarted and is the RW again' in e.value.msg
+    assert target.in_recovery is True and host.running is True
+
+
+def test_interrupted_switchover_in_check_mode_changes_nothing():
+    clock = Clock()
+    host = Host(clock, states=['shut down'])
+    host.running = False
+    s, host, target, clock = make(clock, host, Target(clock, replay=(PAST,)), check_mode=True)
+    r = s.run()
+    assert r['changed'] is True and r['msg'] == 'would finish an interrupted switchover to pdb2'
+    assert target.in_recovery is True and not any(q.startswith('SELECT pg_promote') for q in target.queries)
+
+
 def test_stopped_local_and_target_forked_before_our_checkpoint_is_refused():
     clock = Clock()
     host = Host(clock, states=['shut down'])
