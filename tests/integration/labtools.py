@@ -10,3 +10,94 @@ VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 def one_line(text):
     """Ansible folds long messages; compare on single spaces."""
     return re.sub(r'\s+', ' ', text)
+
+
+def lab_dsn(lab, cluster='demo', session_attrs='read-write', secrets_dir=None):
+    """The application's multi-host DSN for a cluster of the lab (as `make dsn`)."""
+    from urllib.parse import quote
+    secrets_dir = secrets_dir or os.path.expanduser('~/.config/polardb-stack/secrets/%s' % cluster)
+    with open(os.path.join(secrets_dir, 'app')) as f:
+        password = f.read().split()[0]
+    group = lab['all']['children']['polardb_%s' % cluster]['hosts']
+    hosts = lab['all']['children']['lab_hosts']['hosts']
+    addresses = ','.join('%s:5432' % hosts[h]['ansible_host'] for h in sorted(group))
+    # tcp_user_timeout: a powered-off RW must not hang the client for minutes.
+    return ('postgresql://app:%s@%s/app?target_session_attrs=%s&connect_timeout=2'
+            '&tcp_user_timeout=2000&keepalives_idle=1&keepalives_interval=1&keepalives_count=2'
+            % (quote(password, safe=''), addresses, session_attrs))
+
+
+class Writer(object):
+    """A client that writes continuously through the multi-host DSN: one
+    autocommit insert per attempt, each with a new id and the client's clock,
+    recording every id the server acknowledged and when."""
+
+    def __init__(self, dsn, table='ha_writes', pause=0.005):
+        import threading
+        self.dsn, self.table, self.pause = dsn, table, pause
+        self.acked = []          # (id, monotonic time of the acknowledgement)
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _connect(self):
+        import psycopg
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def prepare(self):
+        with self._connect() as conn:
+            conn.execute('create table if not exists %s (id bigint primary key, client_ts double precision, '
+                         'server_ts timestamptz default clock_timestamp())' % self.table)
+            row = conn.execute('select coalesce(max(id), 0) from %s' % self.table).fetchone()
+        self.next_id = row[0] + 1
+        return self
+
+    def start(self):
+        self.prepare()
+        self._thread.start()
+        return self
+
+    def _run(self):
+        import time as _time
+        conn = None
+        while not self._stop.is_set():
+            attempt = self.next_id
+            self.next_id += 1
+            try:
+                if conn is None:
+                    conn = self._connect()
+                conn.execute('insert into %s (id, client_ts) values (%%s, %%s)' % self.table,
+                             (attempt, _time.time()))
+                self.acked.append((attempt, _time.monotonic()))
+            except Exception:  # any failure: the attempt is not acknowledged, reconnect
+                self.errors += 1
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                _time.sleep(0.01)
+            _time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(30)
+        return self
+
+    def longest_gap(self, since=None):
+        """Longest time between two consecutive acknowledgements (seconds)."""
+        times = [t for _, t in self.acked if since is None or t >= since]
+        return max((b - a for a, b in zip(times, times[1:])), default=None)
+
+    def missing(self):
+        """Acknowledged ids that the current RW does not have (must be empty)."""
+        ids = [i for i, _ in self.acked]
+        if not ids:
+            return []
+        with self._connect() as conn:
+            have = {r[0] for r in conn.execute('select id from %s where id between %%s and %%s' % self.table,
+                                               (min(ids), max(ids)))}
+        return sorted(set(ids) - have)

@@ -1,0 +1,176 @@
+"""switchover.yml on the lab's cluster "demo", with a client writing through
+the multi-host DSN the whole time: nothing acknowledged may be lost, the new RW
+is the only RW and every other node streams from it. Refusals change nothing.
+Timings are printed (make bench-ha measures them), never asserted."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from labtools import LAB_INVENTORY, ROOT, VENV_BIN, Writer, lab_dsn, one_line
+
+PSQL = 'psql -XAtq -h /var/run/postgresql -U postgres -d postgres -c %s'
+
+
+def sql(ssh, host, query, check=True):
+    return ssh(host, PSQL % "'%s'" % query.replace("'", "'\"'\"'"), check=check).stdout.strip()
+
+
+def roles(ssh, lab_hosts):
+    return {h: sql(ssh, h, 'select pg_is_in_recovery()', check=False) for h in lab_hosts}
+
+
+def the_rw(ssh, lab_hosts):
+    rws = [h for h, r in roles(ssh, lab_hosts).items() if r == 'f']
+    assert len(rws) == 1, roles(ssh, lab_hosts)
+    return rws[0]
+
+
+def wait_streaming(ssh, lab_hosts, rw, timeout=60):
+    want = ['%s:streaming' % h for h in sorted(lab_hosts) if h != rw]
+    deadline = time.time() + timeout
+    while True:
+        got = sql(ssh, rw, "select application_name || ':' || state from pg_stat_replication "
+                           "order by 1", check=False).splitlines()
+        if got == want:
+            return
+        assert time.time() < deadline, 'replicas of %s: %s' % (rw, got)
+        time.sleep(0.5)
+
+
+def no_lock_left(ssh, lab_hosts):
+    for h in lab_hosts:
+        assert ssh(h, 'test -e /var/lib/polardb-stack/locks/demo.json', check=False).returncode != 0, h
+
+
+@pytest.fixture
+def writer(lab):
+    w = Writer(lab_dsn(lab)).start()
+    time.sleep(1.5)
+    yield w
+    w.stop()
+
+
+def check_after(ssh, lab_hosts, lab, writer, new_rw):
+    time.sleep(1.5)
+    writer.stop()
+    assert the_rw(ssh, lab_hosts) == new_rw
+    wait_streaming(ssh, lab_hosts, new_rw)
+    assert len(writer.acked) > 50, 'the client barely wrote (%d acks, %d errors)' % (len(writer.acked), writer.errors)
+    assert writer.missing() == []
+    print('longest gap between acknowledged writes: %.3f s' % writer.longest_gap())
+    new_rw_ip = lab_hosts[new_rw]['ansible_host']
+    for h in lab_hosts:
+        if h != new_rw:
+            assert sql(ssh, h, 'select sender_host from pg_stat_wal_receiver') == new_rw_ip
+    no_lock_left(ssh, lab_hosts)
+
+
+def test_switchover_to_a_named_target_loses_nothing(playbook, ssh, lab, lab_hosts, writer):
+    old = the_rw(ssh, lab_hosts)
+    target = sorted(h for h in lab_hosts if h != old)[0]
+    run = playbook('switchover', '-e', 'cluster=demo', '-e', 'target=' + target)
+    assert run.rc == 0, run.output[-4000:]
+    assert 'switched over from %s to %s: writes unavailable' % (old, target) in one_line(run.output)
+    check_after(ssh, lab_hosts, lab, writer, target)
+
+
+def test_switchover_without_a_target_picks_a_streaming_replica(playbook, ssh, lab, lab_hosts, writer):
+    old = the_rw(ssh, lab_hosts)
+    run = playbook('switchover', '-e', 'cluster=demo')
+    assert run.rc == 0, run.output[-4000:]
+    new = the_rw(ssh, lab_hosts)
+    assert new != old
+    check_after(ssh, lab_hosts, lab, writer, new)
+
+
+def test_switchover_to_a_stopped_replica_is_refused(playbook, ssh, lab_hosts):
+    rw = the_rw(ssh, lab_hosts)
+    target = sorted(h for h in lab_hosts if h != rw)[0]
+    ssh(target, 'systemctl stop polardb@demo')
+    try:
+        run = playbook('switchover', '-e', 'cluster=demo', '-e', 'target=' + target)
+        text = one_line(run.output)
+        assert run.rc != 0
+        assert 'Switchover of cluster demo refused' in text and 'Nothing was changed' in text
+        assert the_rw(ssh, lab_hosts) == rw
+        no_lock_left(ssh, lab_hosts)
+    finally:
+        ssh(target, 'systemctl start polardb@demo')
+    wait_streaming(ssh, lab_hosts, rw)
+
+
+def test_switchover_to_a_lagging_replica_is_refused(playbook, ssh, lab_hosts):
+    rw = the_rw(ssh, lab_hosts)
+    target = sorted(h for h in lab_hosts if h != rw)[0]
+    sql(ssh, target, 'select pg_wal_replay_pause()')
+    try:
+        sql(ssh, rw, 'create table if not exists lag_fill (x text); '
+                     'insert into lag_fill select repeat(md5(g::text), 10) from generate_series(1, 5000) g')
+        run = playbook('switchover', '-e', 'cluster=demo', '-e', 'target=' + target,
+                       '-e', 'polardb_switchover_max_lag_bytes=65536')
+        text = one_line(run.output)
+        assert run.rc != 0
+        assert 'refused' in text and 'lag' in text and 'Nothing was changed' in text
+        assert the_rw(ssh, lab_hosts) == rw
+        no_lock_left(ssh, lab_hosts)
+    finally:
+        sql(ssh, target, 'select pg_wal_replay_resume()')
+    wait_streaming(ssh, lab_hosts, rw)
+
+
+def start_switchover(*extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    return subprocess.Popen(
+        [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', 'switchover.yml'),
+         '-i', LAB_INVENTORY, '-e', 'cluster=demo'] + list(extra),
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def read_until(proc, marker, timeout=120):
+    deadline = time.time() + timeout
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return ''.join(seen)
+        assert time.time() < deadline, 'no %r in:\n%s' % (marker, ''.join(seen)[-3000:])
+    raise AssertionError('the run ended before %r:\n%s' % (marker, ''.join(seen)[-3000:]))
+
+
+def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
+    first = start_switchover()
+    try:
+        read_until(first, 'Switchover | Remember who hands over to whom')
+        second = playbook('switchover', '-e', 'cluster=demo')
+        text = one_line(second.output)
+        assert second.rc != 0
+        assert 'Cluster demo is locked by switchover' in text and 'That run is still going' in text
+    finally:
+        out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out[-3000:]
+    wait_streaming(ssh, lab_hosts, the_rw(ssh, lab_hosts))
+    no_lock_left(ssh, lab_hosts)
+
+
+@pytest.mark.parametrize('marker', [
+    'Switchover | Record the decision in the lock',              # before anything changed
+    'TASK [Switchover | Stop writes, wait for the target',        # inside the critical section
+    'PLAY [Switchover | Rejoin the old RW',                       # old RW stopped, target promoted
+])
+def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab, lab_hosts, writer, marker):
+    old = the_rw(ssh, lab_hosts)
+    proc = start_switchover()
+    read_until(proc, marker)
+    if 'Stop writes' in marker:
+        time.sleep(0.15)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = playbook('switchover', '-e', 'cluster=demo')
+    assert run.rc == 0, run.output[-4000:]
+    new = the_rw(ssh, lab_hosts)
+    assert new != old
+    check_after(ssh, lab_hosts, lab, writer, new)
