@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""HA benchmark on the lab (make bench-ha): a client writes continuously through
+the multi-host DSN while the cluster is switched over N times and failed over M
+times (the RW's host powered off). Per run: write unavailability (longest gap
+between acknowledged writes), playbook wall time, acknowledged ids missing
+afterwards. Results go to a JSON file; --markdown prints the table for
+docs/benchmarks.md. Measures; never asserts a timing."""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+
+import yaml  # noqa: E402
+
+from labtools import LAB_INVENTORY, VENV_BIN, Writer, lab_dsn  # noqa: E402
+
+
+def playbook(name, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    t0 = time.monotonic()
+    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
+                           '-i', LAB_INVENTORY] + list(args), cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=False)
+    return proc.returncode, time.monotonic() - t0, t0, proc.stdout + proc.stderr
+
+
+def ssh(lab, host, command):
+    key = lab['all']['vars']['ansible_ssh_private_key_file']
+    ip = lab['all']['children']['lab_hosts']['hosts'][host]['ansible_host']
+    return subprocess.run(['ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+                           '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=3', 'root@' + ip, command],
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def the_rw(lab, hosts):
+    for h in hosts:
+        out = ssh(lab, h, "psql -XAtq -h /var/run/postgresql -U postgres -c 'select pg_is_in_recovery()'")
+        if out.stdout.strip() == 'f':
+            return h
+    return None
+
+
+def measure(lab, kind, args, settle=1.5, before=None):
+    writer = Writer(lab_dsn(lab)).start()
+    time.sleep(settle)
+    if before:
+        before()
+    rc, wall, t0, output = playbook(kind, *args)
+    time.sleep(settle)
+    writer.stop()
+    acked_after = [t for _, t in writer.acked if t >= t0]
+    gap = writer.longest_gap(since=t0 - settle)
+    run = {'kind': kind, 'rc': rc, 'playbook_s': round(wall, 3),
+           'write_unavailable_s': round(gap, 3) if gap is not None else None,
+           'acked': len(writer.acked), 'missing': len(writer.missing()),
+           'first_ack_after_start_s': round(acked_after[0] - t0, 3) if acked_after else None}
+    for line in output.splitlines():
+        if 'writes unavailable' in line and 'playbook' in line:
+            run['reported'] = line.strip().strip("-' ")
+    if rc != 0:
+        run['error_tail'] = output[-1500:]
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--switchovers', type=int, default=10)
+    ap.add_argument('--failovers', type=int, default=5)
+    ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'benchmarks',
+                                                  'ha-results.json'))
+    args = ap.parse_args()
+    with open(LAB_INVENTORY) as f:
+        lab = yaml.safe_load(f)
+    hosts = sorted(lab['all']['children']['polardb_demo']['hosts'])
+    runs = []
+    for i in range(args.switchovers):
+        run = measure(lab, 'switchover', ['-e', 'cluster=demo'])
+        print('switchover %d: %s' % (i + 1, json.dumps(run)), flush=True)
+        runs.append(run)
+    if args.failovers and os.path.exists(os.path.join(ROOT, 'playbooks', 'failover.yml')):
+        # Synchronous replication: a failover to the most advanced replica loses nothing.
+        playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1')
+        for i in range(args.failovers):
+            victim = the_rw(lab, hosts)
+
+            def poweroff(victim=victim):
+                playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim,
+                         '-e', 'lab_fault_action=poweroff')
+            run = measure(lab, 'failover', ['-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1'],
+                          before=poweroff)
+            run['victim'] = victim
+            print('failover %d: %s' % (i + 1, json.dumps(run)), flush=True)
+            runs.append(run)
+            playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
+            rc, wall, _, out = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + victim,
+                                        '-e', 'polardb_synchronous_replicas=1')
+            if rc != 0:
+                print('rebuild of %s failed:\n%s' % (victim, out[-2000:]), flush=True)
+                break
+        playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=0')
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    summary = {}
+    for kind in ('switchover', 'failover'):
+        rs = [r for r in runs if r['kind'] == kind and r['rc'] == 0]
+        if rs:
+            gaps = [r['write_unavailable_s'] for r in rs]
+            summary[kind] = {'runs': len(rs), 'failed_runs': len([r for r in runs if r['kind'] == kind]) - len(rs),
+                             'write_unavailable_median_s': statistics.median(gaps), 'write_unavailable_max_s': max(gaps),
+                             'playbook_median_s': statistics.median(r['playbook_s'] for r in rs),
+                             'missing_total': sum(r['missing'] for r in rs)}
+    result = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(), 'machine': os.uname().nodename,
+              'summary': summary, 'runs': runs}
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(summary, indent=2))
+    print('results written to %s' % args.out)
+
+
+if __name__ == '__main__':
+    main()
