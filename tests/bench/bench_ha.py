@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """HA benchmark on the lab (make bench-ha): a client writes continuously through
 the multi-host DSN while the cluster is switched over N times and failed over M
 times (the RW's host powered off). Per run: write unavailability (longest gap
@@ -57,7 +56,7 @@ def measure(lab, kind, args, settle=1.5, before=None):
     rc, wall, t0, output = playbook(kind, *args)
     time.sleep(settle)
     writer.stop()
-    acked_after = [t for _, t in writer.acked if t >= t0]
+    acked_after = [ack[1] for ack in writer.acked if ack[1] >= t0]
     gap = writer.longest_gap(since=t0 - settle)
     run = {'kind': kind, 'rc': rc, 'playbook_s': round(wall, 3),
            'write_unavailable_s': round(gap, 3) if gap is not None else None,
@@ -101,8 +100,9 @@ def main():
             print('failover %d: %s' % (i + 1, json.dumps(run)), flush=True)
             runs.append(run)
             playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
-            rc, wall, _, out = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + victim,
-                                        '-e', 'polardb_synchronous_replicas=1')
+            rebuilt = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + victim,
+                               '-e', 'polardb_synchronous_replicas=1')
+            rc, out = rebuilt[0], rebuilt[3]
             if rc != 0:
                 print('rebuild of %s failed:\n%s' % (victim, out[-2000:]), flush=True)
                 break

@@ -3,7 +3,10 @@ import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_INVENTORY = os.path.join(ROOT, 'inventories', 'lab', 'hosts.yml')
+# POLARDB_LAB_INVENTORY: run against another lab (a second lab's inventory).
+LAB_INVENTORY = os.environ.get('POLARDB_LAB_INVENTORY') or os.path.join(ROOT, 'inventories', 'lab', 'hosts.yml')
+# POLARDB_LAB_VARS: a vars file of that lab's overrides, for playbooks/lab.yml (faults).
+LAB_VARS = os.environ.get('POLARDB_LAB_VARS') or ''
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 
 
@@ -89,12 +92,12 @@ class Writer(object):
 
     def longest_gap(self, since=None):
         """Longest time between two consecutive acknowledgements (seconds)."""
-        times = [t for _, t in self.acked if since is None or t >= since]
+        times = [ack[1] for ack in self.acked if since is None or ack[1] >= since]
         return max((b - a for a, b in zip(times, times[1:])), default=None)
 
     def missing(self):
         """Acknowledged ids that the current RW does not have (must be empty)."""
-        ids = [i for i, _ in self.acked]
+        ids = [ack[0] for ack in self.acked]
         if not ids:
             return []
         with self._connect() as conn:

@@ -150,7 +150,7 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
         assert second.rc != 0
         assert 'Cluster demo is locked by switchover' in text and 'That run is still going' in text
     finally:
-        out, _ = first.communicate(timeout=300)
+        out = first.communicate(timeout=300)[0]
     assert first.returncode == 0, out[-3000:]
     wait_streaming(ssh, lab_hosts, the_rw(ssh, lab_hosts))
     no_lock_left(ssh, lab_hosts)

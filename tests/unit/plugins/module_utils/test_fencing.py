@@ -568,7 +568,7 @@ def test_the_lab_driver_makes_this_host_the_only_writer(host, monkeypatch):
     runner = CommandRunner(FakeModule(()))
     result = run(runner, host, 'writer', driver='lab', cluster='demo', node='pdb1')
     mine = fencing.format_key(fencing.derive_key('demo', 'pdb1'))
-    assert [a for a, _ in array.posts] == ['register', 'preempt']
+    assert [post[0] for post in array.posts] == ['register', 'preempt']
     assert array.posts[1][1]['victim_key'] == '0x%x' % int(other, 16)
     assert list(array.entry['registrations'].values()) == ['0x%x' % int(mine, 16)]
     assert result['changed'] and result['fence']['this_host_writer']
@@ -613,3 +613,28 @@ def test_simulation_follows_the_standard():
     assert (after.registrations, after.reservation) == ([P2], wear)
     assert fencing.simulate(drv, fencing.PRState([P2], wear), ('unregister', P2)).reservation is None
     assert fencing.simulate(drv, state, ('unregister', P2)).reservation == wear
+
+
+def test_the_lab_driver_talks_to_the_array_url_it_is_given(host, monkeypatch):
+    array = FakeArray()
+    seen = []
+
+    def request(drv, what, path, body=None):
+        seen.append(drv.url)
+        return array(drv, what, path, body)
+    monkeypatch.setattr(fencing.LabDriver, '_request', request)
+    run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1',
+        array_url='http://10.213.78.1:8790/')
+    assert seen and set(seen) == {'http://10.213.78.1:8790'}
+    seen[:] = []
+    run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1')
+    assert set(seen) == {fencing.LabDriver.url}
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(driver='scsi3_pr', array_url='http://10.213.78.1:8790'), 'array_url is for driver=lab only'),
+    (dict(driver='lab', array_url='10.213.78.1:8790'), 'is not the lab array'),
+])
+def test_array_url_is_checked(host, kwargs, message):
+    with pytest.raises(PolarDBError, match=message):
+        fencing.ensure_fence(CommandRunner(FakeModule(SG)), host, device=WWN_PATH, cluster='demo', **kwargs)
