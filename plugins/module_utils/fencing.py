@@ -487,7 +487,17 @@ class LabDriver(FenceDriver):
     type_names = SCSI_TYPE_NAMES
     all_registrants_types = (7, 8)
     registrants_types = (5, 6, 7, 8)
+    # The main lab's endpoint; the inventory the lab writes names its own
+    # (polardb_lab_array_url), which the module passes as array_url.
     url = 'http://10.213.77.1:8790'
+
+    def __init__(self, runner, device, wwid=None, multipath=False, hostname=None, url=None):
+        super(LabDriver, self).__init__(runner, device, wwid=wwid, multipath=multipath, hostname=hostname)
+        if url:
+            if not re.match(r'^https?://[^/\s]+/?$', url):
+                raise PolarDBError('array_url %r is not the lab array\'s endpoint: expected http://ADDRESS:PORT' % url,
+                                   device=device, driver=self.name)
+            self.url = url.rstrip('/')
     _TYPE_WORDS = {1: 'write-exclusive', 3: 'exclusive-access', 5: 'write-exclusive-registrants-only',
                    6: 'exclusive-access-registrants-only', 7: 'write-exclusive-all-registrants',
                    8: 'exclusive-access-all-registrants'}
@@ -808,13 +818,16 @@ def resolve_target(runner, host, wwid=None, device=None):
 
 
 def ensure_fence(runner, host, state='query', driver='scsi3_pr', wwid=None, device=None, cluster=None,
-                 node=None, key=None, victim=None, nodes=None, check_mode=False):
+                 node=None, key=None, victim=None, nodes=None, check_mode=False, array_url=None):
     """Bring the LUN to ``state`` (see STATES) for this host. Returns changed,
-    fence (the report), actions (for people) and diff (before / after)."""
+    fence (the report), actions (for people) and diff (before / after).
+    ``array_url``: the lab array's endpoint (driver lab only)."""
     if state not in STATES:
         raise PolarDBError('state must be one of %s, not %r' % (', '.join(STATES), state))
     if driver not in DRIVERS:
         raise PolarDBError('driver must be one of %s, not %r' % (', '.join(sorted(DRIVERS)), driver))
+    if array_url and driver != 'lab':
+        raise PolarDBError('array_url is for driver=lab only (the %s driver talks to the device itself)' % driver)
     hostname = host.hostname()
     node = node or hostname.split('.')[0]
     if key:
@@ -845,8 +858,9 @@ def ensure_fence(runner, host, state='query', driver='scsi3_pr', wwid=None, devi
                                % (victim, node, format_key(my_key)))
 
     target = resolve_target(runner, host, wwid=wwid, device=device)
+    extra = dict(url=array_url) if driver == 'lab' else {}
     drv = DRIVERS[driver](runner, target['device'], wwid=target['wwid'], multipath=target['multipath'],
-                          hostname=hostname)
+                          hostname=hostname, **extra)
     drv.check()
     run = converge(drv, state, my_key, victim=victim_key, check_mode=check_mode)
     return dict(

@@ -59,10 +59,17 @@ options:
         C(mpathpersist) (multipath-tools) on a dm-multipath map, which registers every path of the map.
       - V(nvme) - NVMe reservations with C(nvme) (nvme-cli 2.x) on a namespace. Registrations belong to the host,
         not to a path.
-      - V(lab) - the emulated array of the collection's lab; not available in this version (fails, saying so).
+      - V(lab) - the emulated array of the collection's lab, over its HTTP control endpoint (see O(array_url)).
     type: str
     choices: [scsi3_pr, nvme, lab]
     default: scsi3_pr
+  array_url:
+    description:
+      - The lab array's control endpoint, V(http://ADDRESS:PORT), for O(driver=lab) only (refused with the other
+        drivers). The lab writes it into its inventory as C(polardb_lab_array_url).
+      - Default - the main lab's endpoint V(http://10.213.77.1:8790).
+    type: str
+    version_added: 0.1.0
   state:
     description:
       - What the LUN should look like for this host, see the description.
@@ -262,6 +269,7 @@ def main():
             key=dict(type='str', no_log=False),
             victim=dict(type='str'),
             nodes=dict(type='list', elements='str', default=[]),
+            array_url=dict(type='str'),
         ),
         mutually_exclusive=[('wwid', 'device')],
         required_one_of=[('wwid', 'device'), ('cluster', 'key')],

@@ -215,7 +215,11 @@ def plan(spec):
     luns = []
     for entry in spec['luns']:
         if entry.get('hosts') == 'each':
-            expanded = [dict(entry, name='%s%d' % (entry['name'], i), hosts=[n]) for i, n in enumerate(names, start=1)]
+            # zoned: all -> <name><i> belongs to host i but is mapped to every host, as a
+            # SAN zones a cluster's LUNs to all its hosts (a survivor can fence a dead owner)
+            zoned = names if entry.get('zoned') == 'all' else None
+            expanded = [dict(entry, name='%s%d' % (entry['name'], i), hosts=zoned or [n])
+                        for i, n in enumerate(names, start=1)]
         else:
             expanded = [entry]
         for lun in expanded:
