@@ -18,7 +18,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
-.PHONY: help venv lab-up lab-down lab-fault demo create status destroy dsn \
+.PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn \
         test lint changelog galaxy ee sanity units unit integration molecule bench bench-ha clean
 
 help:
@@ -50,6 +50,12 @@ create: venv ## Create (or converge) cluster $(CLUSTER) from the inventory
 
 status: venv ## Print the topology of cluster $(CLUSTER), discovered from the engines
 	$(PLAYBOOK) playbooks/status.yml -e cluster=$(CLUSTER)
+
+switchover: venv ## Switch the RW of cluster $(CLUSTER) over to a replica (TARGET=host optional)
+	$(PLAYBOOK) playbooks/switchover.yml -e cluster=$(CLUSTER) $(if $(TARGET),-e target=$(TARGET))
+
+failover: venv ## Promote a replica of cluster $(CLUSTER) after its RW died (fences the old RW first)
+	$(PLAYBOOK) playbooks/failover.yml -e cluster=$(CLUSTER)
 
 destroy: venv ## Destroy cluster $(CLUSTER) (keeps LUN data)
 	$(PLAYBOOK) playbooks/destroy_cluster.yml -e cluster=$(CLUSTER) -e confirm_destroy=$(CLUSTER)
