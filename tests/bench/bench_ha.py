@@ -2,8 +2,8 @@
 the multi-host DSN while the cluster is switched over N times and failed over M
 times (the RW's host powered off). Per run: write unavailability (longest gap
 between acknowledged writes), playbook wall time, acknowledged ids missing
-afterwards. Results go to a JSON file; --markdown prints the table for
-docs/benchmarks.md. Measures; never asserts a timing."""
+afterwards. Results go to a JSON file (docs/benchmarks/ha-results.json),
+summarised in docs/benchmarks.md. Measures; never asserts a timing."""
 import argparse
 import datetime
 import json
@@ -63,8 +63,10 @@ def measure(lab, kind, args, settle=1.5, before=None):
            'acked': len(writer.acked), 'missing': len(writer.missing()),
            'first_ack_after_start_s': round(acked_after[0] - t0, 3) if acked_after else None}
     for line in output.splitlines():
-        if 'writes unavailable' in line and 'playbook' in line:
+        if ('writes unavailable' in line or 'writable after' in line) and 'playbook' in line:
             run['reported'] = line.strip().strip("-' ")
+            if 'writable after' in line:
+                run['writable_after_s'] = float(line.split('writable after ')[1].split(' s')[0])
     if rc != 0:
         run['error_tail'] = output[-1500:]
     return run
