@@ -75,13 +75,15 @@ lint: venv ## yamllint, ansible-lint (production profile), shellcheck of the she
 	shellcheck -x .ci/run tests/run-* || status=1
 	exit $$status
 
-changelog: venv ## Lint changelog fragments; preview the next release notes in build/changelog-preview/
+changelog: venv ## Lint the changelog and its fragments; check that CHANGELOG.rst is generated from it
 	antsibull-changelog lint
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
-	rm -rf build/changelog-preview && mkdir -p build/changelog-preview
-	cp -r galaxy.yml changelogs build/changelog-preview/
-	(cd build/changelog-preview && antsibull-changelog release --version $(COLL_VERSION) >/dev/null)
-	echo "release notes preview: build/changelog-preview/CHANGELOG.rst"
+	# CHANGELOG.rst must be what antsibull-changelog generates from changelogs/
+	rm -rf build/changelog-check && mkdir -p build/changelog-check
+	cp -r galaxy.yml changelogs plugins meta CHANGELOG.rst build/changelog-check/
+	(cd build/changelog-check && antsibull-changelog generate)
+	diff -u CHANGELOG.rst build/changelog-check/CHANGELOG.rst
+	echo "changelog ok; unreleased fragments: $$(ls changelogs/fragments | grep -c yml || true)"
 
 galaxy: venv ## Build the collection tarball into build/ and check it as Galaxy would (contents, galaxy-importer)
 	mkdir -p build && rm -f build/$(COLL_TARBALL)
