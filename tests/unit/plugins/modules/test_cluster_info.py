@@ -6,17 +6,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import json
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.modules import cluster_info
+from ansible_collections.polardb.stack.tests.unit.plugins.modules.harness import module_args
 
 SYSID = '7712462526841396471'
 
@@ -27,23 +26,6 @@ class Exit(Exception):
 
 class Fail(Exception):
     pass
-
-
-@contextlib.contextmanager
-def module_args(args):
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        @contextlib.contextmanager
-        def patch_module_args(a):
-            old = basic._ANSIBLE_ARGS
-            basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': a}))
-            try:
-                yield
-            finally:
-                basic._ANSIBLE_ARGS = old
-    with patch_module_args(args):
-        yield
 
 
 def probe(in_recovery, lsn='0/3000148', sender=None):

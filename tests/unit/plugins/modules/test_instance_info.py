@@ -6,7 +6,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import json
 import os
 import pwd
@@ -14,9 +13,9 @@ import pwd
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.polardb.stack.plugins.modules import instance_info
+from ansible_collections.polardb.stack.tests.unit.plugins.modules.harness import module_args
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 SYSID = '7712462526841396471'
@@ -28,23 +27,6 @@ class Exit(Exception):
 
 class Fail(Exception):
     pass
-
-
-@contextlib.contextmanager
-def module_args(args):
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        @contextlib.contextmanager
-        def patch_module_args(a):
-            old = basic._ANSIBLE_ARGS
-            basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': a}))
-            try:
-                yield
-            finally:
-                basic._ANSIBLE_ARGS = old
-    with patch_module_args(args):
-        yield
 
 
 @pytest.fixture

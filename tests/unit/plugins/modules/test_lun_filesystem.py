@@ -10,10 +10,9 @@ __metaclass__ = type
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.polardb.stack.plugins.modules import lun_filesystem
+from ansible_collections.polardb.stack.tests.unit.plugins.modules import harness
 from ansible_collections.polardb.stack.tests.unit.fixtures.lun.fakes import (
     GIB, WWN_PATH, FakeHost, FakeModule, fixture, sbin)
 
@@ -22,33 +21,9 @@ TOOLS = ('blkid', 'wipefs', 'mkfs.xfs', 'xfs_info', 'xfs_growfs')
 BLKID = sbin('blkid', '-p', '-o', 'export', WWN_PATH)
 
 
-class Exit(Exception):
-    def __init__(self, failed, result):
-        super(Exit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
 def run_module(monkeypatch, host, commands, args):
-    warnings = []
-
-    def exit_json(module, **result):
-        raise Exit(False, result)
-
-    def fail_json(module, **result):
-        raise Exit(True, result)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda module, w: warnings.append(w))
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda module, argv, **kw: commands.run_command(argv, **kw))
-    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda module, name, **kw: commands.get_bin_path(name))
     monkeypatch.setattr(lun_filesystem, 'HostFiles', lambda: host)
-    with patch_module_args(args):
-        with pytest.raises(Exit) as e:
-            lun_filesystem.main()
-    e.value.warnings = warnings
-    return e.value
+    return harness.run_module(monkeypatch, lun_filesystem.main, args, commands)
 
 
 @pytest.fixture

@@ -10,41 +10,16 @@ __metaclass__ = type
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.polardb.stack.plugins.modules import storage_fence
+from ansible_collections.polardb.stack.tests.unit.plugins.modules import harness
 from ansible_collections.polardb.stack.tests.unit.fixtures.fencing.fakes import K1, K2, MPATH, P1, P2, Lun, fixture
 from ansible_collections.polardb.stack.tests.unit.fixtures.lun.fakes import WWID, WWN_PATH, FakeHost, FakeModule, sbin
 
 
-class Exit(Exception):
-    def __init__(self, failed, result):
-        super(Exit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
 def run_module(monkeypatch, host, commands, args):
-    warnings = []
-
-    def exit_json(module, **result):
-        raise Exit(False, result)
-
-    def fail_json(module, **result):
-        raise Exit(True, result)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda module, w: warnings.append(w))
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda module, argv, **kw: commands.run_command(argv, **kw))
-    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda module, name, **kw: commands.get_bin_path(name))
     monkeypatch.setattr(storage_fence, 'HostFiles', lambda: host)
-    with patch_module_args(args):
-        with pytest.raises(Exit) as e:
-            storage_fence.main()
-    e.value.warnings = warnings
-    return e.value
+    return harness.run_module(monkeypatch, storage_fence.main, args, commands)
 
 
 @pytest.fixture
