@@ -54,6 +54,7 @@ options:
         the RW is a problem (and the cluster is not healthy).
     type: int
 extends_documentation_fragment:
+  - polardb.stack.attributes
   - polardb.stack.connection
 attributes:
   check_mode:

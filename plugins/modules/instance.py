@@ -116,6 +116,8 @@ options:
     description: Directory of the engine's unix socket; only used for RV(instance).
     type: path
     default: /var/run/postgresql
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     support: full

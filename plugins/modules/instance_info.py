@@ -48,6 +48,8 @@ options:
     description: OS user that owns the data directory and runs the engine.
     type: str
     default: postgres
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     support: full

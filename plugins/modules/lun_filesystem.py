@@ -60,6 +60,8 @@ options:
       - Where the file system is mounted, for the online grow of xfs. Found in C(/proc/self/mountinfo)
         when omitted; when given it must be one of the places the device is mounted.
     type: path
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -69,15 +71,6 @@ attributes:
     support: full
     details:
       - C(before) and C(after) hold C(fstype), C(label) and C(size_bytes) of the file system.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: linux
-  action_group:
-    description: Use C(group/polardb.stack.polardb) in C(module_defaults) to set shared options once.
-    support: full
-    membership:
-      - polardb.stack.polardb
 requirements:
   - blkid and wipefs (util-linux) on the host
   - xfsprogs for xfs, e2fsprogs for ext4

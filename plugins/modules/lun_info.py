@@ -44,6 +44,8 @@ options:
       - This is done in check mode too - it changes no data and discovery needs it.
     type: bool
     default: false
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -51,15 +53,6 @@ attributes:
   diff_mode:
     description: Will return details on what has changed when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: linux
-  action_group:
-    description: Use C(group/polardb.stack.polardb) in C(module_defaults) to set shared options once.
-    support: full
-    membership:
-      - polardb.stack.polardb
 requirements:
   - blkid (util-linux) on the host
   - multipath (multipath-tools) for path states, when the LUN is multipathed

@@ -84,6 +84,8 @@ options:
     description: Directory of the lock files; created (0700) when missing.
     type: path
     default: /var/lib/polardb-stack/locks
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     support: full

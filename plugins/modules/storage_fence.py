@@ -104,6 +104,8 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - polardb.stack.attributes
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -115,15 +117,6 @@ attributes:
     support: full
     details:
       - Before and after - the registered keys and the reservation (key, type).
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: linux
-  action_group:
-    description: Use C(group/polardb.stack.polardb) in C(module_defaults) to set shared options once.
-    support: full
-    membership:
-      - polardb.stack.polardb
 requirements:
   - sg_persist (sg3-utils) for a SCSI device, mpathpersist (multipath-tools) for a dm-multipath map, nvme (nvme-cli 2.x)
     for an NVMe namespace

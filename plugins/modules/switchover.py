@@ -131,6 +131,7 @@ options:
     type: int
     default: 60
 extends_documentation_fragment:
+  - polardb.stack.attributes
   - polardb.stack.connection
 attributes:
   check_mode:
