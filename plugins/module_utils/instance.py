@@ -84,6 +84,23 @@ def passfile_line(host, port, user, password):
 
 # --------------------------------------------------------------- instance
 
+def local_argument_spec():
+    """The module options that name the local instance (see ``from_params``)."""
+    return dict(
+        data_dir=dict(type='path', required=True),
+        bin_dir=dict(type='path', default=DEFAULT_BIN_DIR),
+        owner=dict(type='str', default='postgres'),
+        port=dict(type='int', default=5432),
+        socket_dir=dict(type='path', default='/var/run/postgresql'),
+    )
+
+
+def from_params(runner, params):
+    """The Instance named by a module's ``local_argument_spec`` options."""
+    return Instance(runner, params['data_dir'], bin_dir=params['bin_dir'], owner=params['owner'],
+                    port=params['port'], socket_dir=params['socket_dir'])
+
+
 class Instance(object):
     """The data directory ``data_dir`` served (maybe) on ``socket_dir``/``port``."""
 

@@ -192,7 +192,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils.instance import (
-    DEFAULT_BIN_DIR, DEFAULT_INITDB_OPTIONS, Instance)
+    DEFAULT_INITDB_OPTIONS, from_params, local_argument_spec)
 
 
 def run(module):
@@ -200,8 +200,7 @@ def run(module):
     runner = CommandRunner(module)
 
     def at(r):
-        return Instance(r, p['data_dir'], bin_dir=p['bin_dir'], owner=p['owner'],
-                        port=p['port'], socket_dir=p['socket_dir'])
+        return from_params(r, p)
 
     result = at(runner).ensure(
         p['role'], superuser=p['superuser'], superuser_password=p['superuser_password'],
@@ -216,28 +215,25 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            data_dir=dict(type='path', required=True),
-            bin_dir=dict(type='path', default=DEFAULT_BIN_DIR),
-            role=dict(type='str', required=True, choices=['primary', 'replica', 'standby']),
-            superuser=dict(type='str', default='postgres'),
-            superuser_password=dict(type='str', no_log=True),
-            source=dict(type='dict', options=dict(
-                host=dict(type='str', required=True),
-                port=dict(type='int', default=5432),
-                user=dict(type='str', default='replicator'),
-                password=dict(type='str', no_log=True),
-                slot=dict(type='str'),
-                application_name=dict(type='str'),
-            )),
-            initdb_options=dict(type='list', elements='str', default=list(DEFAULT_INITDB_OPTIONS)),
-            owner=dict(type='str', default='postgres'),
-            allow_overwrite=dict(type='bool', default=False),
-            expected_system_identifier=dict(type='str'),
+    argument_spec = local_argument_spec()
+    argument_spec.update(
+        role=dict(type='str', required=True, choices=['primary', 'replica', 'standby']),
+        superuser=dict(type='str', default='postgres'),
+        superuser_password=dict(type='str', no_log=True),
+        source=dict(type='dict', options=dict(
+            host=dict(type='str', required=True),
             port=dict(type='int', default=5432),
-            socket_dir=dict(type='path', default='/var/run/postgresql'),
-        ),
+            user=dict(type='str', default='replicator'),
+            password=dict(type='str', no_log=True),
+            slot=dict(type='str'),
+            application_name=dict(type='str'),
+        )),
+        initdb_options=dict(type='list', elements='str', default=list(DEFAULT_INITDB_OPTIONS)),
+        allow_overwrite=dict(type='bool', default=False),
+        expected_system_identifier=dict(type='str'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
         required_if=[
             ('role', 'primary', ['superuser_password']),
             ('role', 'replica', ['source']),

@@ -165,23 +165,12 @@ instance:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, fail_on_error
-from ansible_collections.polardb.stack.plugins.module_utils.instance import DEFAULT_BIN_DIR, Instance
+from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            data_dir=dict(type='path', required=True),
-            bin_dir=dict(type='path', default=DEFAULT_BIN_DIR),
-            port=dict(type='int', default=5432),
-            socket_dir=dict(type='path', default='/var/run/postgresql'),
-            owner=dict(type='str', default='postgres'),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    inst = Instance(CommandRunner(module), p['data_dir'], bin_dir=p['bin_dir'], owner=p['owner'],
-                    port=p['port'], socket_dir=p['socket_dir'])
+    module = AnsibleModule(argument_spec=local_argument_spec(), supports_check_mode=True)
+    inst = from_params(CommandRunner(module), module.params)
     instance = fail_on_error(module, inst.info)
     module.exit_json(changed=False, instance=instance)
 

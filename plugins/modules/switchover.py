@@ -256,7 +256,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils import sql
-from ansible_collections.polardb.stack.plugins.module_utils.instance import DEFAULT_BIN_DIR, Instance
+from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils.switchover import (
     DEFAULT_MAX_LAG_BYTES, Switchover)
@@ -275,8 +275,7 @@ def build(module):
                            statement_timeout_ms=statement_timeout_ms)
 
     runner = CommandRunner(module)
-    instance = Instance(runner, p['data_dir'], bin_dir=p['bin_dir'], owner=p['owner'],
-                        port=p['port'], socket_dir=p['socket_dir'])
+    instance = from_params(runner, p)
     return Switchover(instance, runner, connect, target, stop, start,
                       node_name=p['node_name'] or socket.gethostname().split('.')[0],
                       max_lag_bytes=p['max_lag_bytes'], catchup_timeout=p['catchup_timeout'],
@@ -291,11 +290,6 @@ def main():
             port=dict(type='int', default=5432),
         )),
         node_name=dict(type='str'),
-        data_dir=dict(type='path', required=True),
-        bin_dir=dict(type='path', default=DEFAULT_BIN_DIR),
-        owner=dict(type='str', default='postgres'),
-        port=dict(type='int', default=5432),
-        socket_dir=dict(type='path', default='/var/run/postgresql'),
         service=dict(type='str'),
         stop_command=dict(type='list', elements='str'),
         start_command=dict(type='list', elements='str'),
@@ -303,6 +297,7 @@ def main():
         catchup_timeout=dict(type='float', default=30),
         promote_timeout=dict(type='int', default=60),
     )
+    argument_spec.update(local_argument_spec())
     argument_spec.update(sql.connection_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
