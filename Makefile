@@ -9,6 +9,9 @@ VENV       := $(CURDIR)/.venv
 BIN        := $(VENV)/bin
 COLL_LINK  := $(VENV)/collections/ansible_collections/polardb/stack
 CLUSTER    ?= demo
+# LAB_VARS=file.yml: a second lab's overrides (bridge, subnet, lab_state_dir, lab_machine_prefix)
+LAB_VARS   ?=
+LAB_EXTRA  := $(if $(LAB_VARS),-e @$(LAB_VARS))
 PLAYBOOK   := $(BIN)/ansible-playbook
 COLL_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 COLL_TARBALL := polardb-stack-$(COLL_VERSION).tar.gz
@@ -37,13 +40,13 @@ $(COLL_LINK): | $(BIN)/ansible-playbook
 venv: $(BIN)/ansible-playbook $(COLL_LINK) ## Python virtualenv with pinned tools, collection linked in
 
 lab-up: venv ## Bring the lab up (hosts, bridge, NAT, SAN array, LUNs); writes inventories/lab/hosts.yml
-	$(PLAYBOOK) playbooks/lab.yml -e lab_state=present
+	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=present
 
 lab-down: venv ## Remove everything the lab made (containers, loops, array, bridge, NAT)
-	$(PLAYBOOK) playbooks/lab.yml -e lab_state=absent
+	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=absent
 
 lab-fault: venv ## HOST=<name> ACTION=poweroff|isolate|restore
-	$(PLAYBOOK) playbooks/lab.yml -e lab_state=fault -e lab_fault_host=$(HOST) -e lab_fault_action=$(ACTION)
+	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=fault -e lab_fault_host=$(HOST) -e lab_fault_action=$(ACTION)
 
 create: venv ## Create (or converge) cluster $(CLUSTER) from the inventory
 	$(PLAYBOOK) playbooks/create_cluster.yml -e cluster=$(CLUSTER)

@@ -209,7 +209,10 @@ def plan(spec):
     """Expand the role's variables (hosts by count, LUNs by layout)."""
     network = ipaddress.ip_network(spec['subnet'])
     names = ['%s%d' % (spec['host_prefix'], i) for i in range(1, int(spec['host_count']) + 1)]
-    hosts = [{'name': n, 'ip': str(network.network_address + int(spec['ip_offset']) + i), 'luns': []}
+    # machine_prefix: the machine's name for nspawn and its veth (vb-<machine>), so a
+    # second lab on the same machine can use the same host names without collisions
+    hosts = [{'name': n, 'machine': spec.get('machine_prefix', '') + n,
+              'ip': str(network.network_address + int(spec['ip_offset']) + i), 'luns': []}
              for i, n in enumerate(names, start=1)]
     by_name = {h['name']: h for h in hosts}
     luns = []
@@ -279,6 +282,10 @@ class Lab:
     # ---- paths and records ------------------------------------------------
     def host_dir(self, name):
         return os.path.join(self.state_dir, 'hosts', name)
+
+    def veth(self, name):
+        """The machine side of a host's veth: nspawn names it vb-<machine name>."""
+        return 'vb-' + self.hosts.get(name, {}).get('machine', name)
 
     def host_record(self, name):
         return load_json(os.path.join(self.host_dir(name), 'nspawn.json'), {}) or {}
@@ -504,13 +511,14 @@ class Lab:
         host = self.hosts[name]
         argv = ['systemd-nspawn', '--quiet',
                 '--directory=' + os.path.join(self.host_dir(name), 'rootfs'),
-                '--machine=' + name,
+                '--machine=' + host.get('machine', name),
+                '--hostname=' + name,
                 # no systemd/dbus on the machine: no registration, no scope
                 '--register=no', '--keep-unit',
                 '--boot', '--console=read-only',
                 '--network-bridge=' + self.cfg['bridge'],
                 '--resolv-conf=copy-host',
-                '--bind=%s:/var/cache/apt/archives' % os.path.join(self.cfg['apt_archives'], name)]
+                '--bind=%s:/var/cache/apt/archives' % os.path.join(self.cfg['apt_archives'], host.get('machine', name))]
         for lun in sorted(host['luns']):
             dev = loops.get(name, {}).get(lun)
             if dev is None:
@@ -546,10 +554,10 @@ class Lab:
 
     def start_host(self, name, argv):
         hdir = self.host_dir(name)
-        os.makedirs(os.path.join(self.cfg['apt_archives'], name), exist_ok=True)
+        os.makedirs(os.path.join(self.cfg['apt_archives'], self.hosts[name].get('machine', name)), exist_ok=True)
         # a veth left by a container that died uncleanly would block the new one
-        if link_exists('vb-' + name):
-            run(['ip', 'link', 'del', 'vb-' + name], check=False)
+        if link_exists(self.veth(name)):
+            run(['ip', 'link', 'del', self.veth(name)], check=False)
         log = open(os.path.join(hdir, 'console.log'), 'ab')  # pylint: disable=consider-using-with
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                 start_new_session=True, close_fds=True)
@@ -594,7 +602,7 @@ class Lab:
 
     # ---- network of a host ------------------------------------------------
     def attached(self, name):
-        veth = 'vb-' + name
+        veth = self.veth(name)
         master = os.path.realpath('/sys/class/net/%s/master' % veth)
         try:
             with open('/sys/class/net/%s/operstate' % veth, encoding='utf-8') as handle:
@@ -604,7 +612,7 @@ class Lab:
         return os.path.basename(master) == self.cfg['bridge'] and oper != 'down'
 
     def reconnect(self, name):
-        veth = 'vb-' + name
+        veth = self.veth(name)
         run(['ip', 'link', 'set', 'dev', veth, 'master', self.cfg['bridge']])
         run(['ip', 'link', 'set', 'dev', veth, 'up'])
         record = self.host_record(name)
@@ -619,8 +627,8 @@ class Lab:
         if record.get('isolated') and not self.attached(name):
             return
         # the machine side of its veth goes down: the host keeps running, cut off
-        run(['ip', 'link', 'set', 'dev', 'vb-' + name, 'down'])
-        run(['ip', 'link', 'set', 'dev', 'vb-' + name, 'nomaster'])
+        run(['ip', 'link', 'set', 'dev', self.veth(name), 'down'])
+        run(['ip', 'link', 'set', 'dev', self.veth(name), 'nomaster'])
         record['isolated'] = True
         self.save_host_record(name, record)
         self.changed('isolated %s' % name)
@@ -684,8 +692,8 @@ class Lab:
     def down(self):
         for name in self.known_hosts():
             self.stop_host(name, graceful=False)
-            if link_exists('vb-' + name):
-                run(['ip', 'link', 'del', 'vb-' + name], check=False)
+            if link_exists(self.veth(name)):
+                run(['ip', 'link', 'del', self.veth(name)], check=False)
         self.detach_loops(lambda path: True)
         self.stop_array()
 
