@@ -58,6 +58,19 @@ def connection_argument_spec():
     )
 
 
+def partition_bounds(connect_timeout):
+    """libpq options that bound a session to a host that vanished mid-session.
+
+    ``connect_timeout`` bounds only the connect: a query sent to a host cut off
+    the network would wait for TCP's own retries (about 15 minutes). Unacked
+    data then fails the session after ``tcp_user_timeout``, and an idle session
+    notices the loss through keepalives, both within about ``connect_timeout``.
+    """
+    seconds = max(1, int(connect_timeout))
+    return dict(keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=seconds,
+                tcp_user_timeout=seconds * 1000)
+
+
 def ensure_driver(module):
     """fail_json with the usual missing-library message when no driver imports."""
     if not HAS_DRIVER:
@@ -120,6 +133,7 @@ def connect(host, port, user, password, dbname, connect_timeout, application_nam
                            exception=DRIVER_IMPORT_ERROR)
     params = dict(host=host, port=int(port), user=user, dbname=dbname,
                   connect_timeout=int(connect_timeout), application_name=application_name)
+    params.update(partition_bounds(connect_timeout))
     if password:
         params['password'] = password
     if statement_timeout_ms:

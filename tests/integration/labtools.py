@@ -104,3 +104,38 @@ class Writer(object):
             have = {r[0] for r in conn.execute('select id from %s where id between %%s and %%s' % self.table,
                                                (min(ids), max(ids)))}
         return sorted(set(ids) - have)
+
+
+def lab_state_dir():
+    """The state directory of the lab under test (a second lab names its own)."""
+    if LAB_VARS:
+        import yaml
+        with open(LAB_VARS) as f:
+            return (yaml.safe_load(f) or {}).get('lab_state_dir') or '/var/lib/polardb-stack-lab'
+    return '/var/lib/polardb-stack-lab'
+
+
+# What a run that must change nothing may not change, per node: the managed files,
+# the engine process (a restart changes its pid and start time), its role and
+# timeline, its replication slots and the lock directory.
+FINGERPRINT = r'''
+cd /tmp
+find /etc/polardb-stack/{cluster} /etc/systemd/system/polardb@.service -type f 2>/dev/null | sort | xargs -r sha256sum
+echo "fs: $(findmnt -no SOURCE,FSTYPE,OPTIONS /srv/polardb/{cluster} 2>/dev/null)"
+echo "pid: $(head -n 3 /srv/polardb/{cluster}/data/postmaster.pid 2>/dev/null | tr '\n' ' ')"
+runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'role: ' || pg_is_in_recovery() || ' tli ' || timeline_id from pg_control_checkpoint()" 2>&1
+runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'slot: ' || slot_name from pg_replication_slots order by 1" 2>&1
+echo "locks: $(ls -A /var/lib/polardb-stack/locks 2>/dev/null | tr '\n' ' ')"
+'''
+
+
+def cluster_fingerprint(ssh, hosts, cluster='demo'):
+    """{node: text} of FINGERPRINT, plus the array's registrations and fences."""
+    import json
+    import subprocess
+    out = {h: ssh(h, FINGERPRINT.replace('{cluster}', cluster), check=False).stdout for h in sorted(hosts)}
+    proc = subprocess.run([os.path.join(lab_state_dir(), 'bin', 'lab-array'), 'status'],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out['array'] = json.loads(proc.stdout)
+    return out

@@ -102,8 +102,18 @@ def test_connect_with_psycopg3(psycopg3):
     assert psycopg3.calls == [{
         'host': '10.0.0.1', 'port': 5433, 'user': 'postgres', 'password': 'pw',
         'dbname': 'postgres', 'connect_timeout': 3, 'application_name': 'polardb.stack',
+        'keepalives': 1, 'keepalives_idle': 1, 'keepalives_interval': 1, 'keepalives_count': 3,
+        'tcp_user_timeout': 3000,
         'options': '-c statement_timeout=3000', 'autocommit': True, 'row_factory': 'DICT_ROW'}]
     assert isinstance(s, sql.Session)
+
+
+def test_a_session_to_a_vanished_host_is_bounded_by_the_connect_timeout():
+    # a query to a host cut off the network fails after tcp_user_timeout; an idle
+    # session finds out through keepalives: both within about connect_timeout
+    assert sql.partition_bounds(2) == {'keepalives': 1, 'keepalives_idle': 1, 'keepalives_interval': 1,
+                                       'keepalives_count': 2, 'tcp_user_timeout': 2000}
+    assert sql.partition_bounds(0)['tcp_user_timeout'] == 1000
 
 
 def test_connect_without_password_leaves_it_to_libpq(psycopg3):

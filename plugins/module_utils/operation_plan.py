@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of a lifecycle operation: its ordered steps, the node of each,
+whether check mode can simulate it, and what it costs the cluster's writers.
+
+A playbook decides (from the live topology) who hands over to whom, which node
+is rebuilt from which, and so on; ``build_plan`` turns those decisions into the
+list of steps that the playbook then runs, in that order. ``--check`` prints
+the same plan and stops before the first step that would change anything, so
+the preview and the real run cannot drift: both come from one decision.
+
+A plan is plain data::
+
+    {operation, cluster, check_mode, steps: [{step, node, simulated, does}],
+     write_unavailable: str, not_simulated: [step names], notes: [str]}
+
+``simulated`` is False for a step that check mode cannot simulate (SQL with
+effects outside a transaction, service stops, promotes, waits on the new
+state): check mode skips it, and the plan names it in ``not_simulated``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
+
+OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster')
+
+
+def _step(step, node, does, simulated=False):
+    return dict(step=step, node=node, does=does, simulated=bool(simulated))
+
+
+def _others(nodes, *excluded):
+    return [n for n in sorted(nodes) if n not in excluded]
+
+
+def _require(decisions, *names):
+    missing = [n for n in names if decisions.get(n) in (None, '')]
+    if missing:
+        raise PolarDBError('the plan needs %s' % ', '.join(missing))
+
+
+def plan_switchover(d):
+    _require(d, 'from', 'to', 'nodes')
+    old, new = d['from'], d['to']
+    steps = [
+        _step('take the lock', 'all', 'record {from: %s, to: %s} on every node' % (old, new)),
+        _step('critical section', old,
+              'checkpoint, stop %s, wait until %s replayed its shutdown record, promote %s' % (old, new, new)),
+        _step('configure the new RW', new, 'replicate from nobody; slots for every other node'),
+    ]
+    steps += [_step('follow the new RW', n, 'primary_conninfo -> %s, restart as a replica' % new)
+              for n in _others(d['nodes'], new)]
+    steps += [_step('wait until every node streams from %s' % new, 'all', 'poll the engines'),
+              _step('release the lock', 'all', 'remove the lock')]
+    lag = d.get('lag_bytes')
+    return dict(
+        steps=steps,
+        write_unavailable=('from the stop of %s until %s is promoted: typically 0.1-0.3 s '
+                           '(see docs/benchmarks.md); nothing acknowledged is lost' % (old, new)),
+        notes=['%s lags %s bytes behind %s' % (new, lag, old)] if lag is not None else [])
+
+
+def plan_failover(d):
+    _require(d, 'from', 'to', 'nodes')
+    old, new = d['from'], d['to']
+    driver = d.get('fence_driver') or 'none'
+    unfenced = bool(d.get('unfenced'))
+    steps = [_step('take the lock', 'up nodes', 'record {from: %s, to: %s}' % (old, new))]
+    if driver == 'none':
+        steps.append(_step('no fence', old, 'no fence driver: %s' % (
+            'promoting unfenced (polardb_failover_unfenced=true)' if unfenced else 'refused unless polardb_failover_unfenced=true')))
+    else:
+        steps.append(_step('fence the old RW', new, 'fence %s out of its LUN with the %s driver%s'
+                           % (old, driver, ' (best effort: polardb_failover_unfenced=true)' if unfenced else '')))
+    steps += [
+        _step('stop the old RW', old, 'stop its engine if its host answers'),
+        _step('promote', new, 'pg_promote() on %s, wait until it accepts writes' % new),
+        _step('configure the new RW', new, 'replicate from nobody; slots for every other node'),
+    ]
+    steps += [_step('follow the new RW', n, 'primary_conninfo -> %s, restart as a replica' % new)
+              for n in _others(d.get('up') or d['nodes'], new, old)]
+    steps += [_step('wait until the survivors stream from %s' % new, 'all', 'poll the engines'),
+              _step('release the lock', 'up nodes', 'remove the lock')]
+    notes = ['%s stays fenced and stopped: bring it back with rebuild_node.yml' % old]
+    if d.get('receive_lsn'):
+        notes.append('%s received WAL up to %s; what %s wrote after that is lost, if anything'
+                     % (new, d['receive_lsn'], old))
+    return dict(
+        steps=steps,
+        write_unavailable=('writes stopped when %s failed; they resume once %s is promoted '
+                           '(a few seconds after this plan)' % (old, new)),
+        notes=notes)
+
+
+def plan_rebuild_node(d):
+    _require(d, 'node', 'source')
+    node, source = d['node'], d['source']
+    split = bool(d.get('split_brain'))
+    steps = [_step('take the lock', 'up nodes', 'record {node: %s, rw: %s}' % (node, source))]
+    if split:
+        steps += [_step('fence the node', source, 'fence %s out of its LUN: it stops accepting writes' % node),
+                  _step('stop the node', node, 'stop its engine')]
+    steps += [
+        _step('slots on the RW', source, 'a replication slot for every other node'),
+        _step('stop the node', node, 'stop its engine'),
+        _step('take the LUN back', node, 'the node is its LUN\'s only writer again'),
+        _step('rewind or copy', node, 'pg_rewind from %s; if that cannot work, a fresh base backup '
+                                      '(its local data is discarded)' % source),
+        _step('follow the RW', node, 'start as a replica of %s' % source),
+        _step('wait until %s streams from %s' % (node, source), 'all', 'poll the engines'),
+        _step('release the lock', 'up nodes', 'remove the lock'),
+    ]
+    notes = []
+    if split:
+        notes.append('split brain: %s accepts writes too; WAL it wrote after the histories diverged '
+                     '(%s) is DISCARDED' % (node, d.get('discarded') or 'the range is reported after the fence'))
+    if d.get('followers'):
+        notes.append('%s replicate from %s: rebuild them next (rebuild_node.yml -e node=...)'
+                     % (', '.join(sorted(d['followers'])), node))
+    return dict(
+        steps=steps,
+        write_unavailable=('none on %s; %s stops accepting writes' % (source, node)) if split
+        else 'none: the RW %s is not touched' % source,
+        notes=notes)
+
+
+def plan_destroy_cluster(d):
+    _require(d, 'nodes')
+    wipe = bool(d.get('wipe'))
+    steps = [_step('take the lock', 'all', 'no other operation may run')]
+    steps += [_step('remove the node', n, 'stop and disable the engine, remove configuration, unmount the LUN%s'
+                    % (', WIPE its file system' if wipe else ' (its data is kept)')) for n in sorted(d['nodes'])]
+    return dict(steps=steps, write_unavailable='permanent: the cluster is removed',
+                notes=['LUN data is %s' % ('wiped (wipe=true)' if wipe else 'kept')])
+
+
+def plan_create_cluster(d):
+    _require(d, 'nodes', 'rw')
+    actions = d['nodes']
+    says = dict(running='already running', start='start it (it holds the data)',
+                init='initialise a new cluster', keep='configure and start as a replica (has data)',
+                build='base backup from the RW, start as a replica')
+    rw_action = d.get('rw_action') or 'running'
+    steps = [_step('checks', 'all', 'inventory, LUNs, parameters (nothing changes until they pass)', True),
+             _step('engine packages, storage, fence, configuration', 'all',
+                   'install, mount, register, template (check mode shows the diffs)', True)]
+    steps.append(_step('RW', d['rw'], says[rw_action], rw_action == 'running'))
+    for n, a in sorted(actions.items()):
+        if n != d['rw']:
+            steps.append(_step('replica', n, says.get(a, a), a == 'keep'))
+    steps.append(_step('wait until every node streams', 'all', 'poll the engines'))
+    restarting = d.get('restart') or []
+    return dict(steps=steps,
+                write_unavailable=('none: configuration changes are reloaded' if rw_action == 'running' and not restarting
+                                   else 'the cluster is not writable until the RW has started'
+                                   if rw_action != 'running' else 'restart of %s' % ', '.join(restarting)),
+                notes=[])
+
+
+_BUILDERS = dict(switchover=plan_switchover, failover=plan_failover, rebuild_node=plan_rebuild_node,
+                 destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster)
+
+
+def build_plan(operation, cluster, decisions, check_mode=False):
+    """The plan of ``operation`` from the playbook's ``decisions`` (a dict)."""
+    if operation not in _BUILDERS:
+        raise PolarDBError('unknown operation %r: expected one of %s' % (operation, ', '.join(OPERATIONS)))
+    body = _BUILDERS[operation](dict(decisions or {}))
+    plan = dict(operation=operation, cluster=cluster, check_mode=bool(check_mode))
+    plan.update(body)
+    plan['not_simulated'] = [s['step'] + ' (' + s['node'] + ')' for s in body['steps'] if not s['simulated']]
+    return plan
+
+
+def render_plan(plan):
+    """Lines for people: one per step, then the cost and the notes."""
+    head = '%s of cluster %s%s' % (plan['operation'], plan['cluster'],
+                                   ' -- CHECK MODE: nothing is changed' if plan['check_mode'] else '')
+    lines = [head]
+    for i, s in enumerate(plan['steps'], 1):
+        mark = '' if s['simulated'] or not plan['check_mode'] else '  [skipped in check mode]'
+        lines.append('%d. %s on %s: %s%s' % (i, s['step'], s['node'], s['does'], mark))
+    lines.append('write unavailability: %s' % plan['write_unavailable'])
+    lines += ['note: %s' % n for n in plan['notes']]
+    return lines

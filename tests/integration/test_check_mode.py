@@ -1,0 +1,41 @@
+"""--check on a live cluster: every lifecycle playbook prints its plan and changes
+nothing anywhere: not the managed files, not the engines (no restart, no promote,
+same roles and timelines, same slots), not the array's registrations and fences,
+not the locks. Runs against the lab's healthy cluster "demo"."""
+import pytest
+
+from labtools import cluster_fingerprint, one_line
+
+# operation -> the extra vars a real run would need
+RUNS = {
+    'switchover': [],
+    # force: the RW answers, and a forced failover would promote a replica (the trap:
+    # postgresql_query "simulates" pg_promote() by rolling back, which cannot undo it)
+    'failover': ['-e', 'force=true'],
+    'rebuild_node': ['-e', 'node={replica}'],
+    'destroy_cluster': ['-e', 'confirm_destroy=demo'],
+    'create_cluster': [],
+}
+
+
+def replicas(ssh, hosts):
+    out = {h: ssh(h, "cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "
+                     "'select pg_is_in_recovery()'", check=False).stdout.strip() for h in hosts}
+    assert sorted(out.values()) == ['f', 't', 't'], out
+    return sorted(h for h, r in out.items() if r == 't')
+
+
+@pytest.mark.parametrize('operation', sorted(RUNS))
+def test_check_mode_prints_the_plan_and_changes_nothing(operation, playbook, ssh, lab_hosts):
+    replica = replicas(ssh, lab_hosts)[0]
+    before = cluster_fingerprint(ssh, lab_hosts)
+    run = playbook(operation, '-e', 'cluster=demo', *[a.format(replica=replica) for a in RUNS[operation]],
+                   check=True)
+    assert run.rc == 0, run.output[-5000:]
+    out = one_line(run.output)
+    assert '%s of cluster demo -- CHECK MODE: nothing is changed' % operation in out, out[-3000:]
+    # what cannot be simulated is named: for a converged cluster's converge, only the wait
+    assert '[skipped in check mode]' in out
+    assert 'write unavailability: ' in out
+    assert run.changed() == {}, run.changed()
+    assert cluster_fingerprint(ssh, lab_hosts) == before
