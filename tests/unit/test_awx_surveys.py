@@ -47,7 +47,7 @@ EXPECTED_VARIABLES = {
     'destroy_cluster': ['cluster', 'confirm_destroy', 'wipe'],
     'switchover': ['cluster', 'target', 'polardb_switchover_max_lag_bytes', 'polardb_takeover_lock'],
     'failover': ['cluster', 'force', 'polardb_failover_unfenced', 'polardb_takeover_lock'],
-    'rebuild_node': ['cluster', 'node', 'polardb_takeover_lock'],
+    'rebuild_node': ['cluster', 'node', 'source', 'polardb_takeover_lock'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_takeover_lock'}
