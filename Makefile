@@ -95,6 +95,12 @@ galaxy: venv ## Build the collection tarball into build/ and check it as Galaxy 
 	if tar tzf build/$(COLL_TARBALL) | grep -E '$(GALAXY_FORBIDDEN)'; then
 	  echo "build/$(COLL_TARBALL) holds the files above: add them to build_ignore in galaxy.yml" >&2; exit 1
 	fi
+	# only the product: no plugin, role, playbook or metadata may know the test lab's array
+	rm -rf build/galaxy-contents && mkdir -p build/galaxy-contents
+	tar xzf build/$(COLL_TARBALL) -C build/galaxy-contents
+	if grep -rniE 'lab[ _-]array|LabDriver|array_url' build/galaxy-contents/{plugins,roles,playbooks,meta}; then
+	  echo "build/$(COLL_TARBALL) holds lab code (above): the lab lives in lab/, outside the collection" >&2; exit 1
+	fi
 	# galaxy-importer: what Galaxy runs on upload (ansible-doc of every plugin,
 	# metadata, changelog); ansible-test and ansible-lint run in sanity and lint.
 	(cd build && GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/galaxy-importer.cfg \
