@@ -340,7 +340,7 @@ class Lab:
         etc_hosts = ''.join('%s\t%s\n' % (h['ip'], h['name']) for h in self.cfg['hosts'])
         # the lab's fence command (storage_fence driver command), next to this file
         with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lab_fence.py'), encoding='utf-8') as handle:
-            lab_fence = handle.read()
+            lab_fence = '#!/usr/bin/python3\n' + handle.read()
         for name, host in sorted(self.hosts.items()):
             root = os.path.join(self.host_dir(name), 'rootfs')
             files = {

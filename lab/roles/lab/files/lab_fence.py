@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: polardb.stack developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """lab-fence: the lab's fence command, installed in every lab host as
