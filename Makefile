@@ -16,7 +16,7 @@ PLAYBOOK   := $(BIN)/ansible-playbook
 COLL_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 COLL_TARBALL := polardb-stack-$(COLL_VERSION).tar.gz
 # paths that must never be in the Galaxy tarball (see build_ignore in galaxy.yml)
-GALAXY_FORBIDDEN := ^(lab|tests|molecule|build|bench-results|changelogs/fragments|\.venv|\.ci|\.git|\.cache|\.lab|\.secrets|\.pytest_cache)(/|$$)|__pycache__|\.pyc$$|\.tar\.gz$$|^inventories/lab/hosts\.yml$$|^(requirements\.txt|pytest\.ini|Makefile|ansible\.cfg|\.ansible-lint|\.yamllint)$$
+GALAXY_FORBIDDEN := ^(lab|tests|molecule|build|bench-results|changelogs/fragments|\.venv|\.ci|\.git|\.cache|\.lab|\.secrets|\.pytest_cache)(/|$$)|__pycache__|\.pyc$$|\.tar\.gz$$|^inventories/lab(/|$$)|^(requirements\.txt|pytest\.ini|Makefile|ansible\.cfg|\.ansible-lint|\.yamllint)$$
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
