@@ -96,8 +96,9 @@ class PRState(object):
 class FenceDriver(object):
     """The interface of a PR driver. Keys are ints, types the driver's own codes.
 
-    A new driver is a subclass that sets the class attributes and implements ``check``, ``read`` and the PR OUT methods; ``ensure_fence``
-    needs nothing else. Every method raises PolarDBError with a message for
+    A new driver is a subclass that sets the class attributes and implements
+    ``check``, ``read`` and the PR OUT methods; ``ensure_fence`` needs nothing
+    else. Every method raises PolarDBError with a message for
     people when the device or the tool refuses.
     """
 
