@@ -18,6 +18,7 @@ from ansible_collections.polardb.stack.tests.unit.fixtures.fencing.fakes import 
     COMMAND, K1, K2, K3, P1, P3, TOOL, FakeFenceCommand)
 from ansible_collections.polardb.stack.tests.unit.fixtures.lun.fakes import WWID, WWN_PATH, FakeHost
 
+
 @pytest.fixture
 def host(tmp_path):
     h = FakeHost(tmp_path, hostname='pdb2')
