@@ -74,7 +74,7 @@ def status(array, wwid):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='lab-fence', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='lab-fence', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--array', required=True, help='the array endpoint, http://ADDRESS:PORT')
     parser.add_argument('action', choices=('status', 'register', 'reserve', 'fence', 'release'))
     parser.add_argument('--lun', required=True, help='the LUN WWID')
