@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labtools import LAB_PLAYBOOK, LAB_VARS
+
 REPO = Path(__file__).resolve().parents[2]
 # POLARDB_LAB_VARS: the overrides of a second lab (as `make lab-up LAB_VARS=...`)
-LAB_VARS = os.environ.get('POLARDB_LAB_VARS') or ''
 _OVERRIDES = yaml.safe_load(Path(LAB_VARS).read_text()) if LAB_VARS else {}
 STATE_DIR = Path(_OVERRIDES.get('lab_state_dir', '/var/lib/polardb-stack-lab'))
 STATE = STATE_DIR / 'state.json'
@@ -73,7 +74,7 @@ def array(*args, check=True):
 
 def playbook(*extra):
     binary = REPO / '.venv' / 'bin' / 'ansible-playbook'
-    argv = [str(binary) if binary.exists() else 'ansible-playbook', str(REPO / 'lab' / 'lab.yml'),
+    argv = [str(binary) if binary.exists() else 'ansible-playbook', LAB_PLAYBOOK,
             *(['-e', '@' + LAB_VARS] if LAB_VARS else []), *extra]
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0')
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
