@@ -16,7 +16,7 @@ PLAYBOOK   := $(BIN)/ansible-playbook
 COLL_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 COLL_TARBALL := polardb-stack-$(COLL_VERSION).tar.gz
 # paths that must never be in the Galaxy tarball (see build_ignore in galaxy.yml)
-GALAXY_FORBIDDEN := ^(tests|molecule|build|bench-results|changelogs/fragments|\.venv|\.ci|\.git|\.cache|\.lab|\.secrets|\.pytest_cache)(/|$$)|__pycache__|\.pyc$$|\.tar\.gz$$|^inventories/lab/hosts\.yml$$|^(requirements\.txt|pytest\.ini|Makefile|ansible\.cfg|\.ansible-lint|\.yamllint)$$
+GALAXY_FORBIDDEN := ^(lab|tests|molecule|build|bench-results|changelogs/fragments|\.venv|\.ci|\.git|\.cache|\.lab|\.secrets|\.pytest_cache)(/|$$)|__pycache__|\.pyc$$|\.tar\.gz$$|^inventories/lab(/|$$)|^(requirements\.txt|pytest\.ini|Makefile|ansible\.cfg|\.ansible-lint|\.yamllint)$$
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
@@ -40,13 +40,13 @@ $(COLL_LINK): | $(BIN)/ansible-playbook
 venv: $(BIN)/ansible-playbook $(COLL_LINK) ## Python virtualenv with pinned tools, collection linked in
 
 lab-up: venv ## Bring the lab up (hosts, bridge, NAT, SAN array, LUNs); writes inventories/lab/hosts.yml
-	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=present
+	$(PLAYBOOK) lab/lab.yml $(LAB_EXTRA) -e lab_state=present
 
 lab-down: venv ## Remove everything the lab made (containers, loops, array, bridge, NAT)
-	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=absent
+	$(PLAYBOOK) lab/lab.yml $(LAB_EXTRA) -e lab_state=absent
 
 lab-fault: venv ## HOST=<name> ACTION=poweroff|isolate|restore
-	$(PLAYBOOK) playbooks/lab.yml $(LAB_EXTRA) -e lab_state=fault -e lab_fault_host=$(HOST) -e lab_fault_action=$(ACTION)
+	$(PLAYBOOK) lab/lab.yml $(LAB_EXTRA) -e lab_state=fault -e lab_fault_host=$(HOST) -e lab_fault_action=$(ACTION)
 
 create: venv ## Create (or converge) cluster $(CLUSTER) from the inventory
 	$(PLAYBOOK) playbooks/create_cluster.yml -e cluster=$(CLUSTER)
@@ -94,6 +94,12 @@ galaxy: venv ## Build the collection tarball into build/ and check it as Galaxy 
 	# nothing of the developer tooling, tests, lab state or caches in the tarball
 	if tar tzf build/$(COLL_TARBALL) | grep -E '$(GALAXY_FORBIDDEN)'; then
 	  echo "build/$(COLL_TARBALL) holds the files above: add them to build_ignore in galaxy.yml" >&2; exit 1
+	fi
+	# only the product: no plugin, role, playbook or metadata may know the test lab's array
+	rm -rf build/galaxy-contents && mkdir -p build/galaxy-contents
+	tar xzf build/$(COLL_TARBALL) -C build/galaxy-contents
+	if grep -rniE 'lab[ _-]array|LabDriver|array_url' build/galaxy-contents/{plugins,roles,playbooks,meta}; then
+	  echo "build/$(COLL_TARBALL) holds lab code (above): the lab lives in lab/, outside the collection" >&2; exit 1
 	fi
 	# galaxy-importer: what Galaxy runs on upload (ansible-doc of every plugin,
 	# metadata, changelog); ansible-test and ansible-lint run in sanity and lint.

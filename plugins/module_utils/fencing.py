@@ -10,9 +10,10 @@ writer is registered; moving the writer is one preempt-and-abort by the new
 writer of the old writer's key, which removes the old writer's registration and
 aborts its queued commands at the array, so its next write fails at once.
 
-A driver speaks one PR dialect (``scsi3_pr``: sg_persist / mpathpersist,
-``nvme``: nvme-cli; ``lab``: the lab's emulated array, filled in by the lab) and
-offers the same small set of methods (see ``FenceDriver``). ``ensure_fence``
+A driver speaks one PR dialect and offers the same small set of methods (see
+``FenceDriver``): ``scsi3_pr`` (sg_persist / mpathpersist, fencing_scsi.py),
+``nvme`` (nvme-cli, fencing_nvme.py) and ``command`` (the user's own fence
+command, fencing_command.py). ``ensure_fence``
 walks a device towards a wanted state one step at a time: read, decide the next
 step, act, read again, until nothing is left to do. The last read is the
 verification; a failed step rolls back a registration it added, and the error
@@ -24,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import json
 import re
 
 from ansible_collections.polardb.stack.plugins.module_utils.lun import block_device, find_lun, holders, multipath_dm
@@ -65,7 +65,7 @@ def is_key(text):
     return bool(_KEY_RE.match(str(text)))
 
 
-def _hex(key):
+def hex_key(key):
     # sg_persist and mpathpersist read keys with %x (hex whatever the prefix);
     # nvme-cli with strtoull(..., 0): the 0x prefix makes both agree.
     return '0x%x' % key
@@ -96,9 +96,9 @@ class PRState(object):
 class FenceDriver(object):
     """The interface of a PR driver. Keys are ints, types the driver's own codes.
 
-    A new driver (the lab's) is a subclass that sets the class attributes and
-    implements ``check``, ``read`` and the PR OUT methods; ``ensure_fence``
-    needs nothing else. Every method raises PolarDBError with a message for
+    A new driver is a subclass that sets the class attributes and implements
+    ``check``, ``read`` and the PR OUT methods; ``ensure_fence`` needs nothing
+    else. Every method raises PolarDBError with a message for
     people when the device or the tool refuses.
     """
 
@@ -160,7 +160,7 @@ class FenceDriver(object):
 _LOG_STAMP_RE = re.compile(r'^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \| ')
 
 
-def _condense(res):
+def condense(res):
     """The tool's complaint on one line: stderr then stdout, without the usage text
     mpathpersist adds to a refusal and without libmultipath's time stamps."""
     kept = []
@@ -174,413 +174,8 @@ def _condense(res):
     return '; '.join(kept) or 'no output'
 
 
-# SPC-4 PERSISTENT RESERVE type codes, named as sg_persist and mpathpersist print them.
-SCSI_TYPE_NAMES = {
-    1: 'Write Exclusive',
-    3: 'Exclusive Access',
-    5: 'Write Exclusive, registrants only',
-    6: 'Exclusive Access, registrants only',
-    7: 'Write Exclusive, all registrants',
-    8: 'Exclusive Access, all registrants',
-}
-_SCSI_TYPE_CODES = dict((v.lower(), k) for k, v in SCSI_TYPE_NAMES.items())
-_GENERATION_RE = re.compile(r'PR generation=0x([0-9a-fA-F]+)')
-_KEYS_HEADER_RE = re.compile(r'(\d+) registered reservation keys? follows?:')
-_KEY_LINE_RE = re.compile(r'^\s+0x([0-9a-fA-F]{1,16})\s*$')
-_RESV_KEY_RE = re.compile(r'Key\s*=\s*0x([0-9a-fA-F]{1,16})')
-_RESV_TYPE_RE = re.compile(r'type\s*[:=]\s*(.+?)\s*$')
-
-
-def _unexpected(what, text):
+def unexpected_output(what, text):
     return PolarDBError('unexpected %s output: %r' % (what, (text or '')[:400]), stdout=text)
-
-
-def parse_read_keys(text):
-    """``sg_persist --in --read-keys`` / ``mpathpersist --in --read-keys`` →
-    (generation, [keys]). Both print ``  PR generation=0x…, `` and then
-    ``N registered reservation key(s) follow(s):`` with one ``    0x…`` line
-    per registration, or sg_persist ``there are NO registered reservation keys``,
-    mpathpersist ``0 registered reservation key.``; sg_persist prints the INQUIRY
-    vendor / product lines first unless --no-inquiry."""
-    m = _GENERATION_RE.search(text or '')
-    if not m:
-        raise _unexpected('read-keys', text)
-    generation = int(m.group(1), 16)
-    header, _sep, rest = text[m.end():].partition('\n')
-    if 'NO registered reservation keys' in header or re.search(r'\b0 registered reservation key', header):
-        return generation, []
-    count = _KEYS_HEADER_RE.search(header)
-    if not count:
-        raise _unexpected('read-keys', text)
-    keys = [int(km.group(1), 16) for km in (_KEY_LINE_RE.match(ln) for ln in rest.splitlines()) if km]
-    if len(keys) != int(count.group(1)):
-        raise PolarDBError('read-keys announced %s keys and listed %d: %r' % (count.group(1), len(keys), text),
-                           stdout=text)
-    return generation, keys
-
-
-def parse_read_reservation(text):
-    """``--in --read-reservation`` → (generation, None | {key, type}).
-    sg_persist: ``Reservation follows:`` / ``    Key=0x…`` /
-    ``    scope: LU_SCOPE,  type: Write Exclusive, all registrants``;
-    mpathpersist: ``   Key = 0x…`` / ``  scope = LU_SCOPE, type = …``;
-    both ``there is NO reservation held``. Under an all-registrants type the
-    standard reports key 0 (some arrays report the reserving key)."""
-    m = _GENERATION_RE.search(text or '')
-    if not m:
-        raise _unexpected('read-reservation', text)
-    generation = int(m.group(1), 16)
-    if re.search(r'there is NO reservation held', text, re.I):
-        return generation, None
-    if 'Reservation follows' not in text:
-        raise _unexpected('read-reservation', text)
-    key = _RESV_KEY_RE.search(text)
-    scope_lines = [ln for ln in text.splitlines() if 'scope' in ln]
-    rtype = _RESV_TYPE_RE.search(scope_lines[0]) if scope_lines else None
-    if not key or not rtype:
-        raise _unexpected('read-reservation', text)
-    name = rtype.group(1).strip().lower()
-    if name in _SCSI_TYPE_CODES:
-        code = _SCSI_TYPE_CODES[name]
-    else:
-        obsolete = re.match(r'obsolete \[(0x[0-9a-f]+|\d+)\]$', name)
-        if not obsolete:
-            raise PolarDBError('unknown reservation type %r in: %r' % (rtype.group(1), text), stdout=text)
-        code = int(obsolete.group(1), 0)
-    return generation, dict(key=int(key.group(1), 16), type=code)
-
-
-class ScsiPrDriver(FenceDriver):
-    """SCSI-3 persistent reservations: sg_persist (sg3-utils) on a SCSI device,
-    mpathpersist (multipath-tools) on a dm-multipath map, which registers every
-    path of the map and keeps multipathd registering paths that come back."""
-
-    name = 'scsi3_pr'
-    writer_type = 7
-    type_names = SCSI_TYPE_NAMES
-    all_registrants_types = (7, 8)
-    registrants_types = (5, 6, 7, 8)
-
-    def check(self):
-        tool, package = ('mpathpersist', 'multipath-tools') if self.multipath else ('sg_persist', 'sg3-utils')
-        path = self.runner.which(tool)
-        if not path:
-            raise self._missing(tool, package)
-        self.tool, self.tool_name = path, tool
-
-    def _argv(self, args):
-        # --no-inquiry: no INQUIRY round trip and no vendor lines in the output.
-        head = [self.tool, '--no-inquiry'] if self.tool_name == 'sg_persist' else [self.tool]
-        return head + list(args) + [self.device]
-
-    def _run(self, what, *args):
-        argv = self._argv(args)
-        res = self.runner.run(argv, check=False)
-        if res.rc != 0 and self._unit_attention(res):
-            # The first command after another host changed the registrations may
-            # report that as a unit attention; the retry sees the new state.
-            res = self.runner.run(argv, check=False)
-        if res.rc != 0:
-            raise self._error(what, argv, res)
-        return res.stdout
-
-    def _unit_attention(self, res):
-        text = (res.stderr or '') + (res.stdout or '')
-        return res.rc == 6 or 'unit attention' in text.lower()
-
-    def _error(self, what, argv, res):
-        text = (res.stderr or '') + '\n' + (res.stdout or '')
-        said = _condense(res)
-        where = '%s on %s' % (self.device, self.hostname)
-        details = dict(rc=res.rc, stdout=res.stdout, stderr=res.stderr, cmd=argv, device=self.device)
-        if self.tool_name == 'sg_persist':
-            unsupported = (res.rc in (5, 9) and '--in' in argv) or 'command not supported' in text or \
-                'Inappropriate ioctl' in text or 'SCSI INQUIRY failed' in text
-            conflict = res.rc == 24 or 'Reservation conflict' in text
-            refused = res.rc == 5
-        else:
-            if 'not a multipath device' in text:
-                return PolarDBError('%s is not a dm-multipath map (mpathpersist: %s)' % (where, said), **details)
-            unsupported = res.rc == 7
-            conflict = res.rc == 11 or 'Reservation Conflict' in text
-            refused = res.rc == 5
-            if "reservation key doesn't match" in text or 'reservation_key not set' in text or \
-                    'no configured reservation key' in text:
-                return PolarDBError(
-                    '%s: %s refused the key (%s). mpathpersist only accepts keys multipathd knows: set '
-                    '"reservation_key file" in the defaults section of /etc/multipath.conf and run '
-                    '"multipathd reconfigure"' % (what, where, said), **details)
-        if unsupported:
-            return PolarDBError('%s does not support SCSI-3 persistent reservations (%s: %s); the scsi3_pr '
-                                'driver needs a SCSI LUN or a dm-multipath map of one' % (where, self.tool_name, said),
-                                **details)
-        if conflict:
-            return PolarDBError('%s: %s answered RESERVATION CONFLICT (%s): the key is not registered for '
-                                'this host or another host holds the reservation' % (what, where, said), **details)
-        if refused:
-            return PolarDBError('%s: %s refused the command as an illegal request (%s): does the array support '
-                                'the reservation type "%s"?' % (what, where, said, self.type_name(self.writer_type)),
-                                **details)
-        return PolarDBError('%s: %s failed (%s rc=%d): %s' % (what, where, self.tool_name, res.rc, said), **details)
-
-    def read(self):
-        generation, keys = parse_read_keys(self._run('read the registrations', '--in', '--read-keys'))
-        _gen, reservation = parse_read_reservation(self._run('read the reservation', '--in', '--read-reservation'))
-        return PRState(keys, reservation, generation)
-
-    def register(self, key):
-        # REGISTER AND IGNORE EXISTING KEY: also replaces a stale key of this host.
-        self._run('register key %s' % _hex(key), '--out', '--register-ignore', '--param-sark=' + _hex(key))
-
-    def unregister(self, key):
-        self._run('unregister key %s' % _hex(key), '--out', '--register', '--param-rk=' + _hex(key))
-
-    def reserve(self, key):
-        self._run('reserve with key %s' % _hex(key), '--out', '--reserve', '--param-rk=' + _hex(key),
-                  '--prout-type=%d' % self.writer_type)
-
-    def preempt(self, key, victim_key):
-        self._run('preempt key %s' % _hex(victim_key), '--out', '--preempt-abort', '--param-rk=' + _hex(key),
-                  '--param-sark=' + _hex(victim_key), '--prout-type=%d' % self.writer_type)
-
-    def release(self, key, rtype):
-        self._run('release the reservation', '--out', '--release', '--param-rk=' + _hex(key),
-                  '--prout-type=%d' % rtype)
-
-    def clear(self, key):
-        self._run('clear the registrations', '--out', '--clear', '--param-rk=' + _hex(key))
-
-
-# NVMe Reservation Type (Reservation Acquire RTYPE / Report rtype).
-NVME_TYPE_NAMES = {
-    1: 'Write Exclusive',
-    2: 'Exclusive Access',
-    3: 'Write Exclusive - Registrants Only',
-    4: 'Exclusive Access - Registrants Only',
-    5: 'Write Exclusive - All Registrants',
-    6: 'Exclusive Access - All Registrants',
-}
-
-
-def parse_resv_report(text):
-    """``nvme resv-report DEV [--eds] --output-format=json`` (nvme-cli 2.x) →
-    PRState. Top level ``gen``, ``rtype`` (0: no reservation), ``regctl``,
-    ``ptpls``, then ``regctlext`` (with --eds; 128-bit ``hostid`` as hex) or
-    ``regctls`` (64-bit ``hostid``; some versions call it ``Host ID``), each
-    entry with ``cntlid``, ``rcsts`` (bit 0: holds the reservation) and
-    ``rkey`` (a JSON number; older builds print keys above 2^63 negative)."""
-    try:
-        data = json.loads(text or '')
-    except ValueError:
-        raise _unexpected('nvme resv-report', text)
-    if not isinstance(data, dict) or 'rtype' not in data:
-        raise _unexpected('nvme resv-report', text)
-    entries = data.get('regctlext')
-    if entries is None:
-        entries = data.get('regctls') or []
-    keys, holders = [], []
-    for entry in entries:
-        rkey = int(entry.get('rkey', 0))
-        if rkey < 0:
-            rkey += 1 << 64
-        keys.append(rkey)
-        if int(entry.get('rcsts', 0)) & 1:
-            holders.append(rkey)
-    rtype = int(data.get('rtype') or 0)
-    reservation = None
-    if rtype:
-        # Every registrant holds an all-registrants reservation: report key 0, as SCSI does.
-        holder = 0 if rtype in (5, 6) or not holders else holders[0]
-        reservation = dict(key=holder, type=rtype)
-    return PRState(keys, reservation, data.get('gen'))
-
-
-class NvmeDriver(FenceDriver):
-    """NVMe reservations through nvme-cli 2.x on a namespace (``/dev/nvmeXnY``).
-    Registrations belong to the host (its Host Identifier), not to a path, so a
-    natively multipathed namespace needs nothing more."""
-
-    name = 'nvme'
-    writer_type = 5
-    type_names = NVME_TYPE_NAMES
-    all_registrants_types = (5, 6)
-    registrants_types = (3, 4, 5, 6)
-
-    def check(self):
-        path = self.runner.which('nvme')
-        if not path:
-            raise self._missing('nvme', 'nvme-cli')
-        self.tool, self.tool_name = path, 'nvme'
-
-    def _run(self, what, *args, **kwargs):
-        argv = [self.tool, args[0], self.device] + list(args[1:])
-        res = self.runner.run(argv, check=False)
-        failed = res.rc != 0 or 'NVMe status:' in (res.stderr or '')
-        if failed and kwargs.get('raise_error', True):
-            raise self._error(what, argv, res)
-        return res, failed, argv
-
-    def _error(self, what, argv, res):
-        text = (res.stderr or '') + '\n' + (res.stdout or '')
-        said = _condense(res)
-        where = '%s on %s' % (self.device, self.hostname)
-        details = dict(rc=res.rc, stdout=res.stdout, stderr=res.stderr, cmd=argv, device=self.device)
-        if 'Invalid Command Opcode' in text:
-            return PolarDBError('%s does not support NVMe reservations (nvme: %s)' % (where, said), **details)
-        if 'get-namespace-id' in text or 'Inappropriate ioctl' in text or 'not a block or character device' in text:
-            return PolarDBError('%s is not an NVMe namespace (nvme: %s); the nvme driver needs /dev/nvmeXnY'
-                                % (where, said), **details)
-        if 'Reservation Conflict' in text:
-            return PolarDBError('%s: %s answered Reservation Conflict (%s): the key is not registered for this '
-                                'host or another host holds the reservation' % (what, where, said), **details)
-        return PolarDBError('%s: %s failed (nvme rc=%d): %s' % (what, where, res.rc, said), **details)
-
-    def read(self):
-        what = 'read the reservation status'
-        res, failed, argv = self._run(what, 'resv-report', '--eds', '--output-format=json', raise_error=False)
-        if failed and 'Invalid Field' in (res.stderr or ''):
-            # A controller with 64-bit Host Identifiers may refuse the extended structure.
-            res, failed, argv = self._run(what, 'resv-report', '--output-format=json')
-        elif failed:
-            raise self._error(what, argv, res)
-        return parse_resv_report(res.stdout)
-
-    def register(self, key):
-        what = 'register key %s' % _hex(key)
-        res, failed, argv = self._run(what, 'resv-register', '--nrkey=' + _hex(key), '--rrega=0', raise_error=False)
-        if failed and 'Reservation Conflict' in (res.stderr or ''):
-            # This host is registered with another key: replace it, ignoring the old one.
-            self._run(what, 'resv-register', '--nrkey=' + _hex(key), '--rrega=2', '--iekey')
-        elif failed:
-            raise self._error(what, argv, res)
-
-    def unregister(self, key):
-        self._run('unregister key %s' % _hex(key), 'resv-register', '--crkey=' + _hex(key), '--rrega=1')
-
-    def reserve(self, key):
-        self._run('reserve with key %s' % _hex(key), 'resv-acquire', '--crkey=' + _hex(key),
-                  '--rtype=%d' % self.writer_type, '--racqa=0')
-
-    def preempt(self, key, victim_key):
-        # racqa 2: Preempt and Abort, as PREEMPT AND ABORT on SCSI.
-        self._run('preempt key %s' % _hex(victim_key), 'resv-acquire', '--crkey=' + _hex(key),
-                  '--prkey=' + _hex(victim_key), '--rtype=%d' % self.writer_type, '--racqa=2')
-
-    def release(self, key, rtype):
-        self._run('release the reservation', 'resv-release', '--crkey=' + _hex(key), '--rtype=%d' % rtype,
-                  '--rrela=0')
-
-    def clear(self, key):
-        self._run('clear the registrations', 'resv-release', '--crkey=' + _hex(key), '--rrela=1')
-
-
-class LabDriver(FenceDriver):
-    """The lab's emulated SAN array (roles/lab): SCSI-3 semantics over HTTP+JSON.
-
-    The array knows the caller by its source address, as a real array knows an
-    initiator by its port, so a host can only register or preempt as itself.
-    Type codes are SCSI's; the array names them in SPC-4 words.
-    """
-
-    name = 'lab'
-    writer_type = 7
-    type_names = SCSI_TYPE_NAMES
-    all_registrants_types = (7, 8)
-    registrants_types = (5, 6, 7, 8)
-    # The main lab's endpoint; the inventory the lab writes names its own
-    # (polardb_lab_array_url), which the module passes as array_url.
-    url = 'http://10.213.77.1:8790'
-
-    def __init__(self, runner, device, wwid=None, multipath=False, hostname=None, url=None):
-        super(LabDriver, self).__init__(runner, device, wwid=wwid, multipath=multipath, hostname=hostname)
-        if url:
-            if not re.match(r'^https?://[^/\s]+/?$', url):
-                raise PolarDBError('array_url %r is not the lab array\'s endpoint: expected http://ADDRESS:PORT' % url,
-                                   device=device, driver=self.name)
-            self.url = url.rstrip('/')
-    _TYPE_WORDS = {1: 'write-exclusive', 3: 'exclusive-access', 5: 'write-exclusive-registrants-only',
-                   6: 'exclusive-access-registrants-only', 7: 'write-exclusive-all-registrants',
-                   8: 'exclusive-access-all-registrants'}
-
-    def _request(self, what, path, body=None):
-        # Imported here: only the lab driver talks HTTP.
-        from ansible.module_utils.urls import open_url
-        from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-        data = json.dumps(body) if body is not None else None
-        try:
-            resp = open_url(self.url + path, method='POST' if body is not None else 'GET', data=data,
-                            headers={'Content-Type': 'application/json'}, timeout=10)
-            return json.loads(resp.read())
-        except HTTPError as e:
-            try:
-                reason = json.loads(e.read()).get('error')
-            except ValueError:
-                reason = None
-            raise PolarDBError('the lab array refused to %s on %s: %s' % (what, self.device, reason or e),
-                               device=self.device, driver=self.name, http_status=e.code)
-        except (URLError, OSError) as e:
-            raise PolarDBError('the lab array at %s does not answer from %s: %s' % (self.url, self.hostname, e),
-                               device=self.device, driver=self.name)
-
-    def _lun(self):
-        luns = self._request('read the reservations', '/v1/status')['luns']
-        for name, entry in sorted(luns.items()):
-            if str(entry.get('wwid')).lower() == str(self.wwid).lower():
-                return name, entry
-        raise PolarDBError('the lab array maps no LUN with WWID %s to %s' % (self.wwid, self.hostname),
-                           device=self.device, driver=self.name)
-
-    def check(self):
-        if not self.wwid:
-            # The lab presents LUNs as /dev/disk/by-id/wwn-0x<WWID> device nodes.
-            m = re.search(r'wwn-0x([0-9a-fA-F]+)$', self.device or '')
-            if not m:
-                raise PolarDBError('the lab driver needs the LUN by wwid (or its wwn-0x<WWID> path)',
-                                   device=self.device, driver=self.name)
-            self.wwid = m.group(1).lower()
-        self.tool = self.url
-        self.tool_name = 'lab array'
-        self.lun_name = self._lun()[0]
-
-    def read(self):
-        entry = self._lun()[1]
-        registrations = [int(k, 16) for k in (entry.get('registrations') or {}).values()]
-        res = entry.get('reservation')
-        reservation = None
-        if res:
-            codes = dict((v, k) for k, v in self._TYPE_WORDS.items())
-            reservation = {'key': int(res.get('key') or '0x0', 16), 'type': codes.get(res['type'], res['type'])}
-        return PRState(registrations, reservation)
-
-    def _post(self, what, action, **body):
-        body['lun'] = self.lun_name
-        self._request(what, '/v1/pr/' + action, body)
-
-    def register(self, key):
-        self._post('register key %s' % _hex(key), 'register', key=_hex(key))
-
-    def unregister(self, key):
-        self._post('unregister', 'register', key='0x0')
-
-    def reserve(self, key):
-        self._post('reserve', 'reserve', key=_hex(key), type=self._TYPE_WORDS[self.writer_type])
-
-    def preempt(self, key, victim_key):
-        self._post('preempt key %s' % _hex(victim_key), 'preempt', key=_hex(key), victim_key=_hex(victim_key),
-                   type=self._TYPE_WORDS[self.writer_type])
-
-    def release(self, key, rtype):
-        self._post('release the reservation', 'release', key=_hex(key))
-
-    def clear(self, key):
-        self._post('clear the registrations', 'clear', key=_hex(key))
-
-
-DRIVERS = {
-    'scsi3_pr': ScsiPrDriver,
-    'nvme': NvmeDriver,
-    'lab': LabDriver,
-}
 
 
 # --- what to do next ---------------------------------------------------------------------
@@ -817,17 +412,31 @@ def resolve_target(runner, host, wwid=None, device=None):
     return dict(device=device, wwid=None, multipath=multipath_dm(host, blk) is not None)
 
 
+def drivers():
+    """The driver classes by name. Imported here: each driver file imports this one."""
+    from ansible_collections.polardb.stack.plugins.module_utils.fencing_command import CommandDriver
+    from ansible_collections.polardb.stack.plugins.module_utils.fencing_nvme import NvmeDriver
+    from ansible_collections.polardb.stack.plugins.module_utils.fencing_scsi import ScsiPrDriver
+    return dict((cls.name, cls) for cls in (ScsiPrDriver, NvmeDriver, CommandDriver))
+
+
 def ensure_fence(runner, host, state='query', driver='scsi3_pr', wwid=None, device=None, cluster=None,
-                 node=None, key=None, victim=None, nodes=None, check_mode=False, array_url=None):
+                 node=None, key=None, victim=None, nodes=None, check_mode=False, command=None,
+                 command_timeout=None):
     """Bring the LUN to ``state`` (see STATES) for this host. Returns changed,
     fence (the report), actions (for people) and diff (before / after).
-    ``array_url``: the lab array's endpoint (driver lab only)."""
+    ``command`` / ``command_timeout``: the user's fence command (driver command only)."""
     if state not in STATES:
         raise PolarDBError('state must be one of %s, not %r' % (', '.join(STATES), state))
-    if driver not in DRIVERS:
-        raise PolarDBError('driver must be one of %s, not %r' % (', '.join(sorted(DRIVERS)), driver))
-    if array_url and driver != 'lab':
-        raise PolarDBError('array_url is for driver=lab only (the %s driver talks to the device itself)' % driver)
+    classes = drivers()
+    if driver not in classes:
+        raise PolarDBError('driver must be one of %s, not %r' % (', '.join(sorted(classes)), driver))
+    if command and driver != 'command':
+        raise PolarDBError('command is for driver=command only (the %s driver runs its own tool). Nothing was '
+                           'changed' % driver)
+    if driver == 'command' and not command:
+        raise PolarDBError('driver=command needs command: the fence command as a list of arguments '
+                           '(polardb_fence_command). Nothing was changed')
     hostname = host.hostname()
     node = node or hostname.split('.')[0]
     if key:
@@ -858,8 +467,10 @@ def ensure_fence(runner, host, state='query', driver='scsi3_pr', wwid=None, devi
                                % (victim, node, format_key(my_key)))
 
     target = resolve_target(runner, host, wwid=wwid, device=device)
-    extra = dict(url=array_url) if driver == 'lab' else {}
-    drv = DRIVERS[driver](runner, target['device'], wwid=target['wwid'], multipath=target['multipath'],
+    extra = {}
+    if driver == 'command':
+        extra = dict(command=command, timeout=command_timeout, cluster=cluster, node=node, names=names)
+    drv = classes[driver](runner, target['device'], wwid=target['wwid'], multipath=target['multipath'],
                           hostname=hostname, **extra)
     drv.check()
     run = converge(drv, state, my_key, victim=victim_key, check_mode=check_mode)

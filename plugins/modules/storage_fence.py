@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: storage_fence
-short_description: Fence writes to a shared LUN with SCSI-3 or NVMe persistent reservations
+short_description: Fence writes to a shared LUN with SCSI-3 or NVMe persistent reservations or a fence command
 version_added: 0.1.0
 description:
   - Makes the array itself refuse writes from every host but the writer of a shared LUN, as
@@ -59,17 +59,38 @@ options:
         C(mpathpersist) (multipath-tools) on a dm-multipath map, which registers every path of the map.
       - V(nvme) - NVMe reservations with C(nvme) (nvme-cli 2.x) on a namespace. Registrations belong to the host,
         not to a path.
-      - V(lab) - the emulated array of the collection's lab, over its HTTP control endpoint (see O(array_url)).
+      - V(command) - the user's own fence command O(command), for storage that the other drivers do not speak (an
+        array's API, a fence agent). The module calls it with one action at a time and reads its C(status) after each;
+        see O(command) for the contract.
     type: str
-    choices: [scsi3_pr, nvme, lab]
+    choices: [scsi3_pr, nvme, command]
     default: scsi3_pr
-  array_url:
+  command:
     description:
-      - The lab array's control endpoint, V(http://ADDRESS:PORT), for O(driver=lab) only (refused with the other
-        drivers). The lab writes it into its inventory as C(polardb_lab_array_url).
-      - Default - the main lab's endpoint V(http://10.213.77.1:8790).
-    type: str
-    version_added: 0.1.0
+      - For O(driver=command) (required there, refused with the other drivers) - the fence command as a list of
+        arguments, run without a shell, the first one an executable on the host (a path or a name in E(PATH)).
+      - 'Placeholders in any argument are replaced for each call - C({action}), C({cluster}), C({node}) (this host),
+        C({key}) (this host''s key, V(0x) and 16 hex digits), C({wwid}), C({device}), and for the C(fence) action
+        C({victim}) and C({victim_key}) (empty for the other actions). The same values are in the environment as
+        E(POLARDB_FENCE_ACTION), E(POLARDB_FENCE_NODE), and so on. An unknown placeholder is refused.'
+      - 'The actions - C(status) (read only; exit 0 and print one JSON object C({"registrations": [...], "reserved":
+        true|false}), each registration a key or a node name of the cluster; C(reserved) V(true) - only registered
+        hosts may write, V(false) - every host may), C(register) (register C({key}) for C({node})), C(reserve) (only
+        registered hosts may write from now on), C(fence) (C({victim_key}) is no longer registered and its writes in
+        flight are aborted; reserves the LUN if it was not) and C(release) (C({node}) is no longer registered; the
+        reservation goes with the last registration).'
+      - 'Exit status of the changing actions - 0 done or nothing to do, 2 refused as a conflict (not registered, or
+        another host holds the LUN), 3 action or LUN not supported, anything else failed. Messages on stderr are
+        reported. Every action must be idempotent.'
+      - The collection's documentation (C(docs/fencing.md)) has the full contract and an example.
+    type: list
+    elements: str
+  command_timeout:
+    description:
+      - Seconds one call of O(command) may take before C(timeout) ends it (coreutils; without it on the host the
+        command is not bounded).
+    type: int
+    default: 60
   state:
     description:
       - What the LUN should look like for this host, see the description.
@@ -111,7 +132,8 @@ attributes:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
-      - Reads the LUN (PERSISTENT RESERVE IN / resv-report) and predicts the commands; no PR OUT command runs.
+      - Reads the LUN (PERSISTENT RESERVE IN / resv-report / the fence command's C(status)) and predicts the
+        commands; no PR OUT command (no changing action of the fence command) runs.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -119,7 +141,7 @@ attributes:
       - Before and after - the registered keys and the reservation (key, type).
 requirements:
   - sg_persist (sg3-utils) for a SCSI device, mpathpersist (multipath-tools) for a dm-multipath map, nvme (nvme-cli 2.x)
-    for an NVMe namespace
+    for an NVMe namespace, the user's fence command for O(driver=command)
   - blkid (util-linux) when the LUN is given by O(wwid)
 notes:
   - Runs as root.
@@ -129,6 +151,8 @@ notes:
   - Registrations are not made to persist through a power loss of the array (no APTPL).
   - Under type 7 the standard makes the array report the reservation key as 0 (no single holder); some arrays
     report the key that reserved. Both are understood.
+  - With O(driver=command) the type in RV(fence.reservation) is V(7) (only registered hosts write), whatever
+    the command does to get there.
 seealso:
   - module: polardb.stack.lun_info
 """
@@ -157,6 +181,17 @@ EXAMPLES = r"""
     nodes: "{{ groups['polardb_' ~ cluster] }}"
   register: fence
 
+- name: The same through the site's own fence command (driver command)
+  polardb.stack.storage_fence:
+    wwid: "{{ polardb_lun_wwid }}"
+    driver: command
+    command: [/usr/local/sbin/site-fence, "{action}", --lun, "{wwid}", --node, "{node}", --key, "{key}",
+              --victim-key, "{victim_key}"]
+    cluster: "{{ cluster }}"
+    node: "{{ inventory_hostname }}"
+    victim: "{{ polardb_old_rw }}"
+    state: fenced_out
+
 - name: Give the LUN free when the cluster is destroyed
   polardb.stack.storage_fence:
     device: /dev/nvme0n1
@@ -177,7 +212,8 @@ fence:
       type: str
       sample: scsi3_pr
     tool:
-      description: The command that talked to the device (V(sg_persist), V(mpathpersist), V(nvme)).
+      description: The command that talked to the device (V(sg_persist), V(mpathpersist), V(nvme), or the name of
+        the fence command).
       type: str
       sample: sg_persist
     device:
@@ -255,18 +291,19 @@ def main():
         argument_spec=dict(
             wwid=dict(type='str'),
             device=dict(type='path'),
-            driver=dict(type='str', default='scsi3_pr', choices=['scsi3_pr', 'nvme', 'lab']),
+            driver=dict(type='str', default='scsi3_pr', choices=['scsi3_pr', 'nvme', 'command']),
             state=dict(type='str', default='query', choices=list(STATES)),
             cluster=dict(type='str'),
             node=dict(type='str'),
             key=dict(type='str', no_log=False),
             victim=dict(type='str'),
             nodes=dict(type='list', elements='str', default=[]),
-            array_url=dict(type='str'),
+            command=dict(type='list', elements='str'),
+            command_timeout=dict(type='int', default=60),
         ),
         mutually_exclusive=[('wwid', 'device')],
         required_one_of=[('wwid', 'device'), ('cluster', 'key')],
-        required_if=[('state', 'fenced_out', ('victim',))],
+        required_if=[('state', 'fenced_out', ('victim',)), ('driver', 'command', ('command',))],
         supports_check_mode=True,
     )
     runner = CommandRunner(module)

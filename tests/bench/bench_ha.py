@@ -19,16 +19,16 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
 import yaml  # noqa: E402
 
-from labtools import LAB_INVENTORY, VENV_BIN, Writer, lab_dsn  # noqa: E402
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, VENV_BIN, Writer, lab_dsn  # noqa: E402
 
 
 def playbook(name, *args):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
     t0 = time.monotonic()
-    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
-                           '-i', LAB_INVENTORY] + list(args), cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    path = LAB_PLAYBOOK if name == 'lab' else os.path.join(ROOT, 'playbooks', name + '.yml')
+    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), path, '-i', LAB_INVENTORY] + list(args),
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     return proc.returncode, time.monotonic() - t0, t0, proc.stdout + proc.stderr
 
 

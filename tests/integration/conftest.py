@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, ROOT, VENV_BIN
 
 
 def _lab():
@@ -64,10 +64,11 @@ class PlaybookRun(object):
 @pytest.fixture(scope='session')
 def playbook():
     def run(name, *extra_args, inventories=(), check=False, timeout=1200):
+        """playbooks/<name>.yml, or the lab's playbook for name 'lab'."""
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
                    ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-        argv = [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
-                '-i', LAB_INVENTORY]
+        path = LAB_PLAYBOOK if name == 'lab' else os.path.join(ROOT, 'playbooks', name + '.yml')
+        argv = [os.path.join(VENV_BIN, 'ansible-playbook'), path, '-i', LAB_INVENTORY]
         for inv in inventories:
             argv += ['-i', str(inv)]
         if check:

@@ -5,8 +5,10 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # POLARDB_LAB_INVENTORY: run against another lab (a second lab's inventory).
 LAB_INVENTORY = os.environ.get('POLARDB_LAB_INVENTORY') or os.path.join(ROOT, 'inventories', 'lab', 'hosts.yml')
-# POLARDB_LAB_VARS: a vars file of that lab's overrides, for playbooks/lab.yml (faults).
+# POLARDB_LAB_VARS: a vars file of that lab's overrides, for lab/lab.yml (faults).
 LAB_VARS = os.environ.get('POLARDB_LAB_VARS') or ''
+# The lab's playbook: not a collection playbook (lab/ is not in the Galaxy tarball).
+LAB_PLAYBOOK = os.path.join(ROOT, 'lab', 'lab.yml')
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 
 

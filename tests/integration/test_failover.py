@@ -7,6 +7,7 @@ a healthy 3-node cluster):
    its writes (fenced at the array) and its engine accepts none;
 3. rebuild_node brings the old RW back as a streaming replica of the new RW.
 Timings are printed, never asserted."""
+import hashlib
 import time
 import uuid
 
@@ -74,6 +75,9 @@ def test_failover_after_a_power_cut_of_the_rw_fences_it(playbook, ssh, lab, lab_
         assert run.rc == 0, run.output[-5000:]
         out = one_line(run.output)
         assert 'failover %s -> ' % old in out
+        # the fence driver the inventory names (the lab: command, through lab-fence) preempted the old RW's key
+        old_key = '0x' + hashlib.sha1(('demo/%s' % old).encode()).hexdigest()[:16]
+        assert 'preempt and abort key %s (%s)' % (old_key, old) in out, out[-3000:]
         print('failover playbook: %.1f s; %s' % (took, out[out.index('failover %s -> ' % old):][:300]))
         survivors = sorted(h for h in lab_hosts if h != old)
         new = the_rw(ssh, survivors)

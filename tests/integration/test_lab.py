@@ -3,6 +3,7 @@
 """The lab itself, checked from the outside (run as root against an up lab).
 
     make lab-up && .venv/bin/pytest -q tests/integration/test_lab.py
+    # a second lab: POLARDB_LAB_VARS=/path/labN.yml (its state dir, bridge, subnet)
 
 Asserts on observable state only: hosts answer ssh and run systemd, each host
 sees its LUNs by WWID with the right size, a shared LUN is shared, and the
@@ -21,14 +22,19 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
+
+from labtools import LAB_PLAYBOOK, LAB_VARS
 
 REPO = Path(__file__).resolve().parents[2]
-STATE_DIR = Path('/var/lib/polardb-stack-lab')
+# POLARDB_LAB_VARS: the overrides of a second lab (as `make lab-up LAB_VARS=...`)
+_OVERRIDES = yaml.safe_load(Path(LAB_VARS).read_text()) if LAB_VARS else {}
+STATE_DIR = Path(_OVERRIDES.get('lab_state_dir', '/var/lib/polardb-stack-lab'))
 STATE = STATE_DIR / 'state.json'
 KEY = STATE_DIR / 'ssh' / 'id_ed25519'
 LAB_ARRAY = STATE_DIR / 'bin' / 'lab-array'
-SUBNET = '10.213.77.0/24'
-BRIDGE = 'pdblab0'
+SUBNET = _OVERRIDES.get('lab_subnet', '10.213.77.0/24')
+BRIDGE = _OVERRIDES.get('lab_bridge', 'pdblab0')
 
 
 def _lab():
@@ -68,7 +74,8 @@ def array(*args, check=True):
 
 def playbook(*extra):
     binary = REPO / '.venv' / 'bin' / 'ansible-playbook'
-    argv = [str(binary) if binary.exists() else 'ansible-playbook', str(REPO / 'playbooks' / 'lab.yml'), *extra]
+    argv = [str(binary) if binary.exists() else 'ansible-playbook', LAB_PLAYBOOK,
+            *(['-e', '@' + LAB_VARS] if LAB_VARS else []), *extra]
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0')
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -207,6 +214,45 @@ def test_control_endpoint_names_the_caller_by_address(lab):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen('http://%s/v1/status' % listen, timeout=5)
     assert err.value.code == 403
+
+
+def lab_fence(lab, host, action, lun, key, victim_key='', check=True):
+    """The lab's fence command in a host, as storage_fence's command driver runs it."""
+    command = ('/usr/local/sbin/lab-fence --array http://%s %s --lun %s --key %s --victim-key "%s"'
+               % (lab['array']['listen'], action, lab['luns'][lun]['wwid'], key, victim_key))
+    return ssh(lab, host, command, check=check)
+
+
+def test_lab_fence_cli_speaks_the_fence_command_contract(lab):
+    """register, reserve, fence, release and status through lab-fence in the hosts:
+    the fenced host's writes fail with EIO; exit 2 for a conflict, 3 for a LUN the
+    host does not see."""
+    try:
+        lab_fence(lab, 'pdb1', 'register', 'shared1', '0xa1')
+        lab_fence(lab, 'pdb1', 'reserve', 'shared1', '0xa1')
+        status = json.loads(lab_fence(lab, 'pdb2', 'status', 'shared1', '0xa2').stdout)
+        assert (status['registrations'], status['reserved']) == (['0xa1'], True)
+        assert raw_write(lab, 'pdb2', 'shared1', 3000, os.urandom(4096), check=False).returncode == 5
+        # pdb2 cannot fence pdb1 before it is registered itself: a conflict
+        proc = lab_fence(lab, 'pdb2', 'fence', 'shared1', '0xa2', '0xa1', check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert b'RESERVATION CONFLICT' in proc.stderr
+        lab_fence(lab, 'pdb2', 'register', 'shared1', '0xa2')
+        lab_fence(lab, 'pdb2', 'fence', 'shared1', '0xa2', '0xa1')
+        status = json.loads(lab_fence(lab, 'pdb1', 'status', 'shared1', '0xa1').stdout)
+        assert (status['registrations'], status['reserved']) == (['0xa2'], True)
+        assert raw_write(lab, 'pdb1', 'shared1', 3000, os.urandom(4096), check=False).returncode == 5
+        assert raw_write(lab, 'pdb2', 'shared1', 3001, os.urandom(4096)).returncode == 0
+        lab_fence(lab, 'pdb2', 'release', 'shared1', '0xa2')
+        status = json.loads(lab_fence(lab, 'pdb1', 'status', 'shared1', '0xa1').stdout)
+        assert (status['registrations'], status['reserved']) == ([], False)
+        assert raw_write(lab, 'pdb1', 'shared1', 3000, os.urandom(4096)).returncode == 0
+        # shared1 is not mapped to pdb3
+        proc = lab_fence(lab, 'pdb3', 'status', 'shared1', '0xa3', check=False)
+        assert proc.returncode == 3, proc.stderr
+    finally:
+        array('clear', 'pdb2', 'shared1', '0xa2', check=False)
+        array('clear', 'pdb1', 'shared1', '0xa1', check=False)
 
 
 def test_fence_refuses_writes_at_once_and_survives_a_power_cut(lab):

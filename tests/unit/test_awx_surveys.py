@@ -23,7 +23,7 @@ ROLES = os.path.join(ROOT, 'roles')
 JOB_TEMPLATES = os.path.join(ROOT, 'docs', 'awx', 'job_templates.yml')
 
 # playbooks that are not lifecycle operations: no job template, no survey
-NOT_LIFECYCLE = {'lab', 'dsn'}
+NOT_LIFECYCLE = {'dsn'}
 
 # AWX's JobTemplateSurveySpec.ALLOWED_TYPES: question type -> type of a non-empty default
 ALLOWED_TYPES = {

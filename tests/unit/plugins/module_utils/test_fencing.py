@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.polardb.stack.plugins.module_utils import fencing
+from ansible_collections.polardb.stack.plugins.module_utils import fencing, fencing_nvme, fencing_scsi
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, PolarDBError
 from ansible_collections.polardb.stack.tests.unit.fixtures.fencing.fakes import (
     K1, K2, K3, MPATH, NVME, P1, P2, P3, Lun, Namespace, fixture)
@@ -69,18 +69,18 @@ def test_keys_must_be_hex_with_0x_and_not_zero(text):
     ('mpathpersist-read-keys-pdb1-pdb2-two-paths.txt', 6, [P1, P1, P2, P2]),
 ])
 def test_read_keys_of_sg_persist_and_mpathpersist(name, generation, keys):
-    assert fencing.parse_read_keys(fixture(name)) == (generation, keys)
+    assert fencing_scsi.parse_read_keys(fixture(name)) == (generation, keys)
 
 
 def test_a_key_listed_once_per_path_counts_once():
-    _gen, keys = fencing.parse_read_keys(fixture('mpathpersist-read-keys-pdb1-pdb2-two-paths.txt'))
+    _gen, keys = fencing_scsi.parse_read_keys(fixture('mpathpersist-read-keys-pdb1-pdb2-two-paths.txt'))
     assert fencing.PRState(keys).registrations == [P2, P1]  # sorted by value, each once
 
 
 @pytest.mark.parametrize('text', ['', 'garbage\n', '  PR generation=0x3, 2 registered reservation keys follow:\n    0x1\n'])
 def test_read_keys_that_do_not_add_up_are_refused(text):
     with pytest.raises(PolarDBError):
-        fencing.parse_read_keys(text)
+        fencing_scsi.parse_read_keys(text)
 
 
 @pytest.mark.parametrize('name, reservation', [
@@ -93,13 +93,13 @@ def test_read_keys_that_do_not_add_up_are_refused(text):
     ('sg_persist-read-reservation-obsolete.txt', dict(key=P1, type=10)),
 ])
 def test_read_reservation_of_sg_persist_and_mpathpersist(name, reservation):
-    assert fencing.parse_read_reservation(fixture(name))[1] == reservation
+    assert fencing_scsi.parse_read_reservation(fixture(name))[1] == reservation
 
 
 def test_read_reservation_with_an_unknown_type_is_refused():
     text = fixture('sg_persist-read-reservation-wear.txt').replace('all registrants', 'all friends')
     with pytest.raises(PolarDBError, match='unknown reservation type'):
-        fencing.parse_read_reservation(text)
+        fencing_scsi.parse_read_reservation(text)
 
 
 @pytest.mark.parametrize('name, keys, reservation', [
@@ -110,18 +110,18 @@ def test_read_reservation_with_an_unknown_type_is_refused():
     ('regctls', [P2, P1], dict(key=P1, type=1)),
 ])
 def test_nvme_resv_report_json(name, keys, reservation):
-    state = fencing.parse_resv_report(fixture('nvme-resv-report-%s.json' % name))
+    state = fencing_nvme.parse_resv_report(fixture('nvme-resv-report-%s.json' % name))
     assert (state.registrations, state.reservation) == (keys, reservation)
 
 
 def test_nvme_keys_printed_signed_by_old_builds_are_read_unsigned():
     text = fixture('nvme-resv-report-pdb1-writer.json').replace(str(P1), str(P1 - (1 << 64)))
-    assert fencing.parse_resv_report(text).registrations == [P1]
+    assert fencing_nvme.parse_resv_report(text).registrations == [P1]
 
 
 def test_nvme_report_that_is_not_json_is_refused():
     with pytest.raises(PolarDBError, match='unexpected nvme resv-report output'):
-        fencing.parse_resv_report('NVMe status: …')
+        fencing_nvme.parse_resv_report('NVMe status: …')
 
 
 # --- scsi3_pr with sg_persist ------------------------------------------------------------------
@@ -532,58 +532,8 @@ def test_missing_nvme_cli(host):
 
 # --- the rest ----------------------------------------------------------------------------------------
 
-class FakeArray(object):
-    """The lab array's HTTP API for one caller ('pdb1'), with its PR rules for type 7."""
-
-    def __init__(self, registrations=None, reservation=None):
-        self.entry = {'wwid': WWID, 'registrations': dict(registrations or {}), 'reservation': reservation}
-        self.posts = []
-
-    def __call__(self, driver, what, path, body=None):
-        if body is None:
-            return {'host': 'pdb1', 'luns': {'data1': self.entry, 'other': {'wwid': 'ffff'}}}
-        action = path.rsplit('/', 1)[1]
-        self.posts.append((action, body))
-        regs = self.entry['registrations']
-        assert body['lun'] == 'data1'
-        if action == 'register':
-            if body['key'] == '0x0':
-                regs.pop('pdb1', None)
-            else:
-                regs['pdb1'] = body['key']
-        elif action == 'reserve':
-            self.entry['reservation'] = {'holder': 'pdb1', 'key': body['key'], 'type': body['type']}
-        elif action == 'preempt':
-            for h, k in list(regs.items()):
-                if int(k, 16) == int(body['victim_key'], 16):
-                    del regs[h]
-        return {'changed': True}
-
-
-def test_the_lab_driver_makes_this_host_the_only_writer(host, monkeypatch):
-    other = fencing.format_key(fencing.derive_key('demo', 'pdb2'))
-    array = FakeArray({'pdb2': other},
-                      {'holder': 'pdb2', 'key': other, 'type': 'write-exclusive-all-registrants'})
-    monkeypatch.setattr(fencing.LabDriver, '_request', lambda drv, what, path, body=None: array(drv, what, path, body))
-    runner = CommandRunner(FakeModule(()))
-    result = run(runner, host, 'writer', driver='lab', cluster='demo', node='pdb1')
-    mine = fencing.format_key(fencing.derive_key('demo', 'pdb1'))
-    assert [post[0] for post in array.posts] == ['register', 'preempt']
-    assert array.posts[1][1]['victim_key'] == '0x%x' % int(other, 16)
-    assert list(array.entry['registrations'].values()) == ['0x%x' % int(mine, 16)]
-    assert result['changed'] and result['fence']['this_host_writer']
-
-
-def test_the_lab_driver_names_a_lun_the_array_does_not_map(host, monkeypatch):
-    array = FakeArray()
-    array.entry['wwid'] = 'not-this-one'
-    monkeypatch.setattr(fencing.LabDriver, '_request', lambda drv, what, path, body=None: array(drv, what, path, body))
-    with pytest.raises(PolarDBError, match='maps no LUN with WWID %s' % WWID):
-        run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1')
-
-
 def test_every_driver_has_the_interface():
-    for cls in fencing.DRIVERS.values():
+    for cls in fencing.drivers().values():
         assert issubclass(cls, fencing.FenceDriver)
         assert cls.writer_type in cls.all_registrants_types and cls.writer_type in cls.type_names
 
@@ -603,7 +553,7 @@ def test_arguments_that_cannot_work(host, kwargs, message):
 
 
 def test_simulation_follows_the_standard():
-    drv = fencing.ScsiPrDriver(None, WWN_PATH)
+    drv = fencing_scsi.ScsiPrDriver(None, WWN_PATH)
     wear = dict(key=0, type=7)
     state = fencing.PRState([P1, P2], wear)
     assert fencing.simulate(drv, state, ('preempt', P2, 0)).registrations == [P2]
@@ -613,28 +563,3 @@ def test_simulation_follows_the_standard():
     assert (after.registrations, after.reservation) == ([P2], wear)
     assert fencing.simulate(drv, fencing.PRState([P2], wear), ('unregister', P2)).reservation is None
     assert fencing.simulate(drv, state, ('unregister', P2)).reservation == wear
-
-
-def test_the_lab_driver_talks_to_the_array_url_it_is_given(host, monkeypatch):
-    array = FakeArray()
-    seen = []
-
-    def request(drv, what, path, body=None):
-        seen.append(drv.url)
-        return array(drv, what, path, body)
-    monkeypatch.setattr(fencing.LabDriver, '_request', request)
-    run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1',
-        array_url='http://10.213.78.1:8790/')
-    assert seen and set(seen) == {'http://10.213.78.1:8790'}
-    seen[:] = []
-    run(CommandRunner(FakeModule(())), host, 'query', driver='lab', cluster='demo', node='pdb1')
-    assert set(seen) == {fencing.LabDriver.url}
-
-
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(driver='scsi3_pr', array_url='http://10.213.78.1:8790'), 'array_url is for driver=lab only'),
-    (dict(driver='lab', array_url='10.213.78.1:8790'), 'is not the lab array'),
-])
-def test_array_url_is_checked(host, kwargs, message):
-    with pytest.raises(PolarDBError, match=message):
-        fencing.ensure_fence(CommandRunner(FakeModule(SG)), host, device=WWN_PATH, cluster='demo', **kwargs)

@@ -13,7 +13,8 @@ import pytest
 
 from ansible_collections.polardb.stack.plugins.modules import storage_fence
 from ansible_collections.polardb.stack.tests.unit.plugins.modules import harness
-from ansible_collections.polardb.stack.tests.unit.fixtures.fencing.fakes import K1, K2, MPATH, P1, P2, Lun, fixture
+from ansible_collections.polardb.stack.tests.unit.fixtures.fencing.fakes import (
+    COMMAND, K1, K2, MPATH, P1, P2, FakeFenceCommand, Lun, fixture)
 from ansible_collections.polardb.stack.tests.unit.fixtures.lun.fakes import WWID, WWN_PATH, FakeHost, FakeModule, sbin
 
 
@@ -117,6 +118,7 @@ def test_missing_tool(monkeypatch, host):
     (dict(wwid=WWID), 'parameters are mutually exclusive: wwid|device'),
     (dict(cluster=None), 'one of the following is required: cluster, key'),
     (dict(driver='iscsi'), 'value of driver must be one of'),
+    (dict(driver='command'), 'driver is command but all of the following are missing: command'),
 ])
 def test_argument_spec(monkeypatch, host, bad, message):
     given = args(**bad)
@@ -128,3 +130,26 @@ def test_key_option_overrides_the_derived_key(monkeypatch, host, lun):
     lun.read('pdb1', 'wear')
     out = run_module(monkeypatch, host, lun.module, dict(device=WWN_PATH, key=K1, state='writer'))
     assert out.result['changed'] is False and out.result['fence']['this_host_writer'] is True
+
+
+def test_command_driver_through_the_module_with_check_mode_and_diff(monkeypatch, host):
+    fake = FakeFenceCommand({'pdb1': K1}, reserved=True)
+    given = args(driver='command', command=COMMAND, state='fenced_out', victim='pdb1', _ansible_diff=True)
+    out = run_module(monkeypatch, host, fake, dict(given, _ansible_check_mode=True))
+    assert out.failed is False and out.result['changed'] is True and fake.actions() == ['status']
+    assert out.result['diff']['after']['registrations'] == [K2]
+    out = run_module(monkeypatch, host, fake, given)
+    assert out.failed is False and out.result['changed'] is True
+    assert fake.registrations == {'pdb2': K2} and fake.reserved
+    assert out.result['fence']['driver'] == 'command' and out.result['fence']['this_host_writer'] is True
+    assert all(c.startswith('/usr/sbin/site-fence ') for c in out.result['executed_commands'])
+    out = run_module(monkeypatch, host, fake, given)
+    assert out.result['changed'] is False
+
+
+def test_command_driver_failure_reports_the_commands_stderr(monkeypatch, host):
+    fake = FakeFenceCommand({'pdb1': K1}, reserved=True)
+    fake.fail['register'] = (1, '', 'array API: 503 Service Unavailable\n')
+    out = run_module(monkeypatch, host, fake, args(driver='command', command=COMMAND, state='writer'))
+    assert out.failed is True and 'failed (exit 1): array API: 503 Service Unavailable' in out.result['msg']
+    assert out.result['stderr'] == 'array API: 503 Service Unavailable\n'

@@ -33,6 +33,7 @@ import os
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -337,6 +338,9 @@ class Lab:
         with open(self.cfg['ssh_key'] + '.pub', encoding='utf-8') as handle:
             pubkey = handle.read()
         etc_hosts = ''.join('%s\t%s\n' % (h['ip'], h['name']) for h in self.cfg['hosts'])
+        # the lab's fence command (storage_fence driver command), next to this file
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lab_fence.py'), encoding='utf-8') as handle:
+            lab_fence = '#!/usr/bin/python3\n' + handle.read()
         for name, host in sorted(self.hosts.items()):
             root = os.path.join(self.host_dir(name), 'rootfs')
             files = {
@@ -355,22 +359,25 @@ class Lab:
             for rel, content in files.items():
                 if self.write_file(os.path.join(root, rel), content):
                     self.changed('%s: wrote /%s' % (name, rel))
+            if self.write_file(os.path.join(root, 'usr/local/sbin/lab-fence'), lab_fence, mode=0o755):
+                self.changed('%s: wrote /usr/local/sbin/lab-fence' % name)
             if not os.path.exists(os.path.join(root, 'etc/ssh/ssh_host_ed25519_key')):
                 run(['ssh-keygen', '-A', '-f', root])  # host keys of its own
                 self.changed('%s: generated ssh host keys' % name)
 
     @staticmethod
-    def write_file(path, content):
+    def write_file(path, content, mode=None):
+        mode = mode or (0o600 if '/.ssh/' in path else 0o644)
         try:
             with open(path, encoding='utf-8') as handle:
-                if handle.read() == content:
+                if handle.read() == content and stat.S_IMODE(os.stat(path).st_mode) == mode:
                     return False
         except FileNotFoundError:
             pass
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + '.tmp', 'w', encoding='utf-8') as handle:
             handle.write(content)
-        os.chmod(path + '.tmp', 0o600 if '/.ssh/' in path else 0o644)
+        os.chmod(path + '.tmp', mode)
         os.rename(path + '.tmp', path)
         return True
 
