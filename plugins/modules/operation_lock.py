@@ -43,7 +43,7 @@ options:
         (O(owner.run_id)) already holds (O(params) merged into the stored ones, new keys win).
         Another run's record is taken over only when its lease expired and it is for the same
         O(operation) (the run resumes it - its params are kept); a live lease is always refused.
-      - V(renewed) renews this run's lease. No record - no change (the lock was released:
+      - V(renewed) renews this run's lease. No record - no change (the lock was released,
         a heartbeat stops). Another run's record fails (the lease was lost).
       - V(released) removes this run's record, or puts O(restore) back in its place.
         Another run's record is refused unless O(takeover=true). No record - no change.
