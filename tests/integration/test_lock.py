@@ -104,7 +104,7 @@ def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh
     proc.wait()
 
     # right away, without waiting: refused, naming the dead run, nothing changed
-    refused = playbook('switchover', '-e', 'polardb_lock_wait_seconds=0')
+    refused = playbook('switchover', '-e', 'cluster=demo', '-e', 'polardb_lock_wait_seconds=0')
     text = one_line(refused.output)
     assert refused.rc != 0
     assert 'Cluster demo is locked by switchover' in text and 'run %s' % run_id in text, text[-3000:]
@@ -120,7 +120,7 @@ def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh
         time.sleep(1)
 
     # the next run, no flag: waits for the lease to expire, then resumes the recorded switchover
-    run = playbook('switchover')
+    run = playbook('switchover', '-e', 'cluster=demo')
     text = one_line(run.output)
     assert run.rc == 0, text[-4000:]
     assert 'Resuming switchover' in text and 'of run %s' % run_id in text and 'its lease expired' in text
@@ -137,7 +137,7 @@ def test_create_and_destroy_refuse_while_another_operation_holds_the_lock(playbo
         os.killpg(proc.pid, signal.SIGSTOP)  # the holder is alive (stopped): its heartbeat keeps renewing
         run_id = locks(ssh, lab_hosts)[rw]['owner']['run_id']
         for name, extra in (('create_cluster', ()), ('destroy_cluster', ('-e', 'confirm_destroy=demo'))):
-            run = playbook(name, *extra)
+            run = playbook(name, '-e', 'cluster=demo', *extra)
             text = one_line(run.output)
             assert run.rc != 0, '%s was not refused:\n%s' % (name, text[-3000:])
             assert 'Cluster demo is locked by switchover' in text and 'run %s' % run_id in text, text[-3000:]
