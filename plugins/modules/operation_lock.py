@@ -231,12 +231,12 @@ previous:
   type: dict
   sample: null
 expired:
-  description: Whether the lease of O(lock) has expired, by this node's clock; null without a record.
+  description: Whether the lease of RV(lock) has expired, by this node's clock; null without a record.
   returned: always
   type: bool
   sample: false
 expires_in:
-  description: Seconds until the lease of O(lock) expires, by this node's clock (0 when it has).
+  description: Seconds until the lease of RV(lock) expires, by this node's clock (0 when it has).
   returned: always
   type: float
   sample: 21.4

@@ -69,7 +69,7 @@ def read_until(proc, marker, timeout=180):
 
 def heartbeats(run_id):
     """Heartbeat processes of a run still alive on the controller."""
-    ps = subprocess.run(['ps', '-eo', 'pid,args'], capture_output=True, text=True).stdout
+    ps = subprocess.run(['ps', '-eo', 'pid,args'], capture_output=True, text=True, check=True).stdout
     return [line for line in ps.splitlines() if 'heartbeat.yml' in line and run_id in line]
 
 

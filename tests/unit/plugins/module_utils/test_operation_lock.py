@@ -64,7 +64,8 @@ def store(tmp_path):
     return node(tmp_path)
 
 
-def lock(store, clock, owner=RUN_A, state='acquired', lease_seconds=30, **kw):
+def lock(store, clock, owner=None, state='acquired', lease_seconds=30, **kw):
+    owner = owner or RUN_A
     args = dict(SW) if state == 'acquired' else {}
     args.update(kw)
     return ensure_lock(store, 'demo', state=state, owner=owner, lease_seconds=lease_seconds, clock=clock, **args)
@@ -108,7 +109,7 @@ def test_a_live_lease_refuses_another_run_and_expires_by_the_node_clock(store, c
 
 def test_renewal_keeps_the_lease_alive(store, clock):
     lock(store, clock, lease_seconds=10)
-    for _ in range(5):
+    for _renewal in range(5):
         clock.advance(3.3)
         out = lock(store, clock, state='renewed', lease_seconds=10)
         assert out['changed'] is True and out['expires_in'] == 10
@@ -317,7 +318,7 @@ def test_concurrent_processes_under_flock_exactly_one_wins(tmp_path):
 NODES = ['pdb1', 'pdb2', 'pdb3']
 
 
-def walk(stores, clock, owner, expected, cluster_nodes=NODES, reachable=None):
+def walk(stores, clock, owner, expected, cluster_nodes=None, reachable=None):
     """What roles/lock/tasks/take.yml does: nodes in sorted order, stop at the first
     refusal, then take_outcome and its rollback."""
     results = []
@@ -332,7 +333,7 @@ def walk(stores, clock, owner, expected, cluster_nodes=NODES, reachable=None):
         except PolarDBError as e:
             results.append(dict(node=name, refused=True, msg=e.msg, lock=e.details.get('lock')))
             break
-    outcome = ol.take_outcome(results, cluster_nodes)
+    outcome = ol.take_outcome(results, cluster_nodes or NODES)
     for step in outcome['rollback']:
         lock(stores[step['node']], clock, owner=owner, state='released', restore=step['restore'])
     return outcome
@@ -408,8 +409,8 @@ def q(lock=None, expired=None):
     return dict(lock=lock, expired=expired)
 
 
-def rec(owner=RUN_B, operation='switchover', params=None):
-    return dict(owner=owner, operation=operation, params=params or {'from': 'pdb1', 'to': 'pdb2'})
+def rec(owner=None, operation='switchover', params=None):
+    return dict(owner=owner or RUN_B, operation=operation, params=params or {'from': 'pdb1', 'to': 'pdb2'})
 
 
 def test_decision_start_when_free_or_only_this_runs_records():
