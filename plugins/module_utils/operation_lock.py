@@ -1,24 +1,41 @@
 # -*- coding: utf-8 -*-
 # Copyright: polardb.stack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The per-cluster operation lock: one lifecycle operation at a time, resumable.
+"""The per-cluster operation lock: a lease, one lifecycle operation at a time, resumable.
 
-The lock is a JSON file ``<lock_dir>/<cluster>.json`` on every node of the
-cluster. ``ensure_lock`` decides and acts through a ``LockFiles`` adapter (the
-only code that touches the file system), so unit tests run it in ``tmp_path``.
+One lease record per node of the cluster, kept in a ``LeaseStore``. The record
+names its holder (a run of a playbook), the operation and what it decided
+(``params``, what a resumed run needs), the lease duration and the last renewal.
 
-Content::
+Expiry is judged by the node that keeps the record, with its own clock only:
+every write stamps the node's boot id and its boot-time clock, and the lease has
+expired when that clock advanced ``lease_seconds`` past the last renewal (after a
+reboot of the node the wall clock is used instead). No clock of one host is ever
+compared with the clock of another.
 
-    {cluster, operation, params, owner: {run_id, controller, pid},
-     started, updated, host[, taken_over_from]}
+Store interface (``read``, ``cas``): ``cas(cluster, expected_version, record)``
+writes ``record`` (or deletes when it is None) only if the stored version is
+still ``expected_version`` (None: no record); versions are opaque tokens. A
+``coordination.k8s.io/v1`` Lease maps onto it (docs/architecture.md):
+``read`` = GET, ``cas`` = PUT with ``metadata.resourceVersion`` (POST when none,
+DELETE with a resourceVersion precondition), a conflict (409) = False.
+
+The all-or-nothing acquisition over the nodes of a cluster is driven by the
+playbook (roles/lock/tasks/take.yml: node by node in a fixed order, stopping at
+the first refusal); ``take_outcome`` decides from the per-node results whether
+the run holds the lock (a majority of the cluster's nodes granted it) or must
+roll back, and ``inspect_decision`` what the per-node records found by
+``state=query`` mean (start, resume, or refuse).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
 import copy
 import errno
+import fcntl
 import json
 import os
 import re
@@ -29,45 +46,101 @@ import time
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 DEFAULT_LOCK_DIR = '/var/lib/polardb-stack/locks'
-STATES = ('query', 'acquired', 'released')
+DEFAULT_LEASE_SECONDS = 30
+STATES = ('query', 'acquired', 'renewed', 'released')
 CLUSTER_RE = re.compile(r'^[a-z][a-z0-9_-]{0,30}$')
 MODULE = 'polardb.stack.operation_lock'
+CAS_ATTEMPTS = 5
 
 
-def utc_now():
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+# --- the node's clock ----------------------------------------------------------------------------
+
+class NodeClock(object):
+    """The clock of the node that keeps the record: wall time for people and
+    after a reboot, the boot-time clock (counts suspend, never steps) otherwise."""
+
+    def wall(self):
+        return time.time()
+
+    def mono(self):
+        clock = getattr(time, 'CLOCK_BOOTTIME', None)
+        if clock is not None and hasattr(time, 'clock_gettime'):
+            return time.clock_gettime(clock)
+        return getattr(time, 'monotonic', time.time)()
+
+    def boot_id(self):
+        try:
+            with open('/proc/sys/kernel/random/boot_id') as f:
+                return f.read().strip()
+        except (IOError, OSError):
+            return None
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
 
 
-class LockFiles(object):
-    """The lock files of one directory. Writes are durable: the file and the
-    directory are fsynced, so a lock survives a power cut of the host."""
+def iso(epoch):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))
 
-    def __init__(self, lock_dir=DEFAULT_LOCK_DIR, clock=utc_now, hostname=None):
+
+def new_version():
+    return binascii.hexlify(os.urandom(8)).decode('ascii')
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+class LeaseStore(object):
+    """Where lease records live. ``read`` returns the record (a dict with a
+    ``version``) or None; ``cas`` replaces it atomically if nobody changed it."""
+
+    def read(self, cluster):
+        raise NotImplementedError
+
+    def cas(self, cluster, expected_version, record):
+        """Write ``record`` (None: delete) if the stored version is ``expected_version``
+        (None: there must be no record). Returns False on a conflict."""
+        raise NotImplementedError
+
+    def where(self, cluster):
+        return cluster
+
+    def hostname(self):
+        return socket.gethostname()
+
+
+class FileLeaseStore(LeaseStore):
+    """``<lock_dir>/<cluster>.json`` on the node; a compare-and-swap holds an
+    exclusive flock on ``<lock_dir>/<cluster>.flock`` while it compares and writes.
+    Writes are durable (file and directory fsynced) and atomic (rename)."""
+
+    def __init__(self, lock_dir=DEFAULT_LOCK_DIR, hostname=None):
         self.lock_dir = lock_dir
-        self.clock = clock
         self._hostname = hostname
 
     def hostname(self):
         return self._hostname or socket.gethostname()
 
-    def now(self):
-        return self.clock()
-
     def path(self, cluster):
         return os.path.join(self.lock_dir, '%s.json' % cluster)
 
+    where = path
+
+    def _flock_path(self, cluster):
+        return os.path.join(self.lock_dir, '%s.flock' % cluster)
+
     def read(self, cluster):
-        """The file's text, or None when there is none."""
+        path = self.path(cluster)
         try:
-            with open(self.path(cluster), 'rb') as f:
-                return f.read().decode('utf-8')
+            with open(path, 'rb') as f:
+                text = f.read().decode('utf-8')
         except (IOError, OSError) as e:
             if e.errno == errno.ENOENT:
                 return None
-            raise PolarDBError('cannot read lock file %s: %s' % (self.path(cluster), e), lock_file=self.path(cluster))
+            raise PolarDBError('cannot read lock file %s: %s' % (path, e), lock_file=path)
+        return parse(text, path)
 
-    def _fsync_dir(self):
-        fd = os.open(self.lock_dir, os.O_RDONLY)
+    def _fsync_dir(self, path):
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -76,97 +149,71 @@ class LockFiles(object):
     def _ensure_dir(self):
         if os.path.isdir(self.lock_dir):
             return
-        parent = os.path.dirname(os.path.abspath(self.lock_dir))
         try:
             os.makedirs(self.lock_dir, 0o700)
         except OSError as e:
             if e.errno != errno.EEXIST:
                 raise
         os.chmod(self.lock_dir, 0o700)
-        fd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self._fsync_dir(os.path.dirname(os.path.abspath(self.lock_dir)))
 
-    def _write_temp(self, cluster, text):
+    def _write(self, cluster, text):
         fd, tmp = tempfile.mkstemp(dir=self.lock_dir, prefix='.%s.json.' % cluster, suffix='.tmp')  # mode 0600
         try:
             os.write(fd, text.encode('utf-8'))
             os.fsync(fd)
-        except Exception:
             os.close(fd)
-            os.unlink(tmp)
+            fd = None
+            getattr(os, 'replace', os.rename)(tmp, self.path(cluster))
+        except Exception:
+            if fd is not None:
+                os.close(fd)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
             raise
-        os.close(fd)
-        return tmp
 
-    def _link(self, tmp, path):
-        os.link(tmp, path)
-
-    def create(self, cluster, text):
-        """Create the lock file atomically; False when it exists (another run won)."""
+    def cas(self, cluster, expected_version, record):
         path = self.path(cluster)
         try:
             self._ensure_dir()
-            tmp = self._write_temp(cluster, text)
+            fd = os.open(self._flock_path(cluster), os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                self._link(tmp, path)
-            except OSError as e:
-                if e.errno == errno.EEXIST:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = self.read(cluster)
+                if (current or {}).get('version') != expected_version:
                     return False
-                raise
+                if record is None:
+                    if current is not None:
+                        os.unlink(path)
+                else:
+                    self._write(cluster, dump(record))
+                self._fsync_dir(self.lock_dir)
+                return True
             finally:
-                os.unlink(tmp)
-            self._fsync_dir()
-        except (IOError, OSError) as e:
-            raise PolarDBError('cannot create lock file %s: %s' % (path, e), lock_file=path)
-        return True
-
-    def replace(self, cluster, text):
-        path = self.path(cluster)
-        try:
-            self._ensure_dir()
-            tmp = self._write_temp(cluster, text)
-            try:
-                getattr(os, 'replace', os.rename)(tmp, path)  # atomic; os.rename replaces on POSIX too
-            except Exception:
-                os.unlink(tmp)
-                raise
-            self._fsync_dir()
+                os.close(fd)  # releases the flock
         except (IOError, OSError) as e:
             raise PolarDBError('cannot write lock file %s: %s' % (path, e), lock_file=path)
 
-    def remove(self, cluster):
-        path = self.path(cluster)
-        try:
-            os.unlink(path)
-            self._fsync_dir()
-        except (IOError, OSError) as e:
-            if e.errno != errno.ENOENT:
-                raise PolarDBError('cannot remove lock file %s: %s' % (path, e), lock_file=path)
+
+def dump(record):
+    return json.dumps(record, indent=2, sort_keys=True) + '\n'
 
 
-def dump(lock):
-    return json.dumps(lock, indent=2, sort_keys=True) + '\n'
-
-
-def load(files, cluster):
-    """The lock as a dict, or None; a corrupt file raises, naming its path."""
-    text = files.read(cluster)
-    if text is None:
-        return None
-    path = files.path(cluster)
+def parse(text, path):
+    """The record as a dict; a corrupt file raises, naming its path."""
     try:
-        lock = json.loads(text)
+        record = json.loads(text)
     except ValueError as e:
         raise PolarDBError('lock file %s is corrupt (%s): inspect it and remove it by hand' % (path, e),
                            lock_file=path, lock=None, previous=None)
-    if not isinstance(lock, dict) or not isinstance(lock.get('owner'), dict) or not lock.get('operation'):
+    if not isinstance(record, dict) or not isinstance(record.get('owner'), dict) or not record.get('operation'):
         raise PolarDBError('lock file %s is corrupt (not a lock: no operation or owner): inspect it and remove it by hand'
                            % path, lock_file=path, lock=None, previous=None)
-    return lock
+    record.setdefault('version', None)
+    return record
 
+
+# --- one node's lease ----------------------------------------------------------------------------
 
 def _scalar(value):
     if isinstance(value, (dict, list, bool)) or value is None:
@@ -192,14 +239,32 @@ def describe(lock):
     return '%s started %s by %s' % (what, lock.get('started'), who)
 
 
-def _locked_error(cluster, lock, files, releasing=False):
-    if releasing:
-        consequence = 'only that run can release it'
-    else:
-        consequence = 'another operation cannot start until it ends'
-    msg = ('cluster %s is locked: %s; %s. If that run is dead, run the same operation again (it resumes), '
-           'or release the lock with %s state=released takeover=true.' % (cluster, describe(lock), consequence, MODULE))
-    return PolarDBError(msg, lock=lock, previous=lock, lock_file=files.path(cluster))
+def elapsed(lock, clock):
+    """Seconds since the last renewal, measured by this node's clock."""
+    stamp = lock.get('clock') or {}
+    if stamp.get('boot_id') and stamp.get('boot_id') == clock.boot_id() and stamp.get('mono') is not None:
+        return clock.mono() - float(stamp['mono'])
+    # the node rebooted since (or an old record): its wall clock
+    return clock.wall() - float(stamp.get('wall') or 0)
+
+
+def lease_state(lock, clock):
+    """``{expired, expires_in}`` of a record, judged by this node's clock."""
+    if lock is None:
+        return dict(expired=None, expires_in=None)
+    left = float(lock.get('lease_seconds') or 0) - elapsed(lock, clock)
+    return dict(expired=left <= 0, expires_in=round(max(left, 0.0), 1))
+
+
+def _stamp(lock, clock, renewal=True):
+    now = clock.wall()
+    lock['clock'] = dict(boot_id=clock.boot_id(), mono=clock.mono(), wall=now)
+    lock['updated'] = iso(now)
+    if renewal:
+        lock['renewed'] = iso(now)
+        lock['renewals'] = int(lock.get('renewals') or 0) + 1
+    lock['version'] = new_version()
+    return lock
 
 
 def _check_owner(owner, state):
@@ -208,13 +273,101 @@ def _check_owner(owner, state):
     return dict(run_id='%s' % owner['run_id'], controller=owner.get('controller'), pid=owner.get('pid'))
 
 
-def ensure_lock(files, cluster, state='query', operation=None, params=None, owner=None, takeover=False,
-                check_mode=False, **ignored):
-    """Bring the lock of ``cluster`` to ``state``.
+def _mine(lock, owner):
+    return lock is not None and (lock.get('owner') or {}).get('run_id') == owner['run_id']
 
-    Returns ``{changed, lock, previous, lock_file, diff}``; raises PolarDBError (with
-    ``lock`` and ``previous``) when another run holds the lock.
+
+def _refusal(cluster, lock, store, node, clock, releasing=False):
+    lease = lease_state(lock, clock)
+    if releasing:
+        consequence = 'only that run can release it'
+    elif lease['expired']:
+        consequence = ('its lease expired; only that operation may take it (run %s again to resume it), '
+                       'or abandon it with polardb_takeover_lock=true' % lock.get('operation'))
+    else:
+        consequence = ('its lease (%ss, renewed %s) runs %.0f s more: that run is alive or died less than '
+                       'a lease ago' % (lock.get('lease_seconds'), lock.get('renewed'), lease['expires_in']))
+    msg = 'cluster %s is locked on %s: %s; %s.' % (cluster, node, describe(lock), consequence)
+    return PolarDBError(msg, lock=lock, previous=lock, lock_file=store.where(cluster), refused=True, **lease)
+
+
+def _result(store, cluster, clock, previous, lock, changed):
+    out = dict(changed=changed, lock=lock, previous=previous, lock_file=store.where(cluster),
+               diff=dict(before=dump(previous) if previous is not None else '',
+                         after=dump(lock) if lock is not None else '',
+                         before_header=store.where(cluster), after_header=store.where(cluster)))
+    out.update(lease_state(lock, clock))
+    return out
+
+
+def _decide(store, cluster, state, previous, clock, operation, params, owner, lease_seconds, takeover,
+            expect_version, restore, node):
+    """What to write given the current record: (new record, write?) or a refusal."""
+    if state == 'acquired':
+        if _mine(previous, owner):
+            if previous.get('operation') != operation and not takeover:
+                raise PolarDBError(
+                    'cluster %s is already locked by this run for %s; release it before acquiring it for %s'
+                    % (cluster, describe(previous), operation), lock=previous, previous=previous,
+                    lock_file=store.where(cluster), refused=True)
+            lock = copy.deepcopy(previous)
+            merged = dict(previous.get('params') or {}) if previous.get('operation') == operation else {}
+            merged.update(params)
+            lock.update(operation=operation, params=merged, lease_seconds=lease_seconds, owner=owner)
+            return _stamp(lock, clock), True
+        if expect_version is not None and (previous or {}).get('version') != (expect_version or None):
+            raise PolarDBError(
+                'cluster %s: the lock on %s changed since this run read it (now %s); run again'
+                % (cluster, node, describe(previous) if previous else 'free'),
+                lock=previous, previous=previous, lock_file=store.where(cluster), refused=True)
+        if previous is None:
+            now = iso(clock.wall())
+            lock = dict(cluster=cluster, operation=operation, params=params, owner=owner, started=now,
+                        acquired=now, lease_seconds=lease_seconds, renewals=0, transitions=0, host=node)
+            return _stamp(lock, clock), True
+        lease = lease_state(previous, clock)
+        same = previous.get('operation') == operation
+        if not lease['expired'] or not (same or takeover):
+            raise _refusal(cluster, previous, store, node, clock)
+        merged = dict(previous.get('params') or {}) if same else {}
+        merged.update(params)
+        now = iso(clock.wall())
+        lock = dict(cluster=cluster, operation=operation, params=merged, owner=owner,
+                    started=previous.get('started') if same else now, acquired=now,
+                    lease_seconds=lease_seconds, renewals=0,
+                    transitions=int(previous.get('transitions') or 0) + 1, host=node,
+                    taken_over_from=previous.get('owner'))
+        return _stamp(lock, clock), True
+    if state == 'renewed':
+        if previous is None:
+            return None, False  # released: the heartbeat stops
+        if not _mine(previous, owner):
+            raise PolarDBError('cluster %s: the lease on %s is lost, %s holds it' % (cluster, node, describe(previous)),
+                               lock=previous, previous=previous, lock_file=store.where(cluster), lost=True)
+        return _stamp(copy.deepcopy(previous), clock), True
+    if state == 'released':
+        if previous is None:
+            return None, False
+        if not _mine(previous, owner) and not takeover:
+            raise _refusal(cluster, previous, store, node, clock, releasing=True)
+        if restore:
+            # roll back a takeover: the lock of the dead run comes back as it was (its params are the resume)
+            lock = copy.deepcopy(restore)
+            lock['version'] = new_version()
+            return lock, True
+        return None, True
+    return previous, False
+
+
+def ensure_lock(store, cluster, state='query', operation=None, params=None, owner=None, takeover=False,
+                lease_seconds=DEFAULT_LEASE_SECONDS, expect_version=None, restore=None, wait=0,
+                check_mode=False, clock=None, **ignored):
+    """Bring this node's lease record of ``cluster`` to ``state``.
+
+    Returns ``{changed, lock, previous, lock_file, diff, expired, expires_in}``; raises
+    PolarDBError (with ``lock``, ``previous`` and ``refused``) when another run holds it.
     """
+    clock = clock or NodeClock()
     if not cluster or not CLUSTER_RE.match('%s' % cluster):
         raise PolarDBError('invalid cluster name %r: must match %s' % (cluster, CLUSTER_RE.pattern),
                            lock=None, previous=None)
@@ -222,76 +375,120 @@ def ensure_lock(files, cluster, state='query', operation=None, params=None, owne
         raise PolarDBError('invalid state %r: one of %s' % (state, ', '.join(STATES)), lock=None, previous=None)
     if state == 'acquired' and not operation:
         raise PolarDBError('operation is required with state=acquired', lock=None, previous=None)
+    if int(lease_seconds) < 3:
+        raise PolarDBError('lease_seconds must be at least 3 (got %s)' % lease_seconds, lock=None, previous=None)
     if state != 'query':
         owner = _check_owner(owner, state)
     params = dict(params or {})
-    path = files.path(cluster)
-    previous = load(files, cluster)
-    lock = previous
-    write = None  # None, 'create', 'replace', 'remove'
+    node = store.hostname()
 
-    if state == 'acquired':
-        now = files.now()
-        if previous is None:
-            lock = dict(cluster=cluster, operation=operation, params=params, owner=owner,
-                        started=now, updated=now, host=files.hostname())
-            write = 'create'
-        elif previous['owner'].get('run_id') == owner['run_id'] and previous.get('operation') == operation:
-            merged = dict(previous.get('params') or {})
-            merged.update(params)
-            if merged != (previous.get('params') or {}):
-                lock = copy.deepcopy(previous)
-                lock.update(params=merged, updated=now)
-                write = 'replace'
-        elif takeover:
-            same_operation = previous.get('operation') == operation
-            if same_operation:
-                merged = dict(previous.get('params') or {})
-                merged.update(params)
-            else:
-                merged = params
-            lock = dict(cluster=cluster, operation=operation, params=merged, owner=owner,
-                        started=previous.get('started') if same_operation else now,
-                        updated=now, host=files.hostname())
-            if previous['owner'].get('run_id') != owner['run_id']:
-                lock['taken_over_from'] = previous['owner']
-            elif previous.get('taken_over_from'):
-                lock['taken_over_from'] = previous['taken_over_from']
-            write = 'replace'
-        elif previous['owner'].get('run_id') == owner['run_id']:
-            raise PolarDBError(
-                'cluster %s is already locked by this run for %s; release it before acquiring it for %s '
-                '(or pass takeover=true)' % (cluster, describe(previous), operation),
-                lock=previous, previous=previous, lock_file=path)
-        else:
-            raise _locked_error(cluster, previous, files)
-    elif state == 'released':
-        if previous is not None:
-            if previous['owner'].get('run_id') != owner['run_id'] and not takeover:
-                raise _locked_error(cluster, previous, files, releasing=True)
-            lock = None
-            write = 'remove'
+    if state == 'query':
+        previous = store.read(cluster)
+        out = _result(store, cluster, clock, previous, previous, False)
+        out.update(waited=0.0, renewed_while_waiting=False)
+        mine = isinstance(owner, dict) and owner.get('run_id') and _mine(previous, owner)
+        return _wait(store, cluster, clock, previous, wait, out) if wait and not mine else out
 
-    if write and not check_mode:
-        if write == 'create':
-            if not files.create(cluster, dump(lock)):
-                # another run created it between our read and our link: it won
-                winner = load(files, cluster)
-                if winner is None:
-                    raise PolarDBError('lock file %s appeared and vanished while acquiring it; run again' % path,
-                                       lock_file=path, lock=None, previous=previous)
-                raise _locked_error(cluster, winner, files)
-        elif write == 'replace':
-            files.replace(cluster, dump(lock))
-        else:
-            files.remove(cluster)
+    for _attempt in range(CAS_ATTEMPTS):
+        previous = store.read(cluster)
+        lock, write = _decide(store, cluster, state, previous, clock, operation, params, owner, int(lease_seconds),
+                              takeover, expect_version, restore, node)
+        if not write or check_mode:
+            return _result(store, cluster, clock, previous, lock if write else previous, write)
+        if store.cas(cluster, (previous or {}).get('version'), lock):
+            return _result(store, cluster, clock, previous, lock, True)
+        # another writer got in between: decide again from what it wrote
+    raise PolarDBError('cluster %s: the lock on %s kept changing while writing it; run again' % (cluster, node),
+                       lock=None, previous=None, lock_file=store.where(cluster))
 
-    return dict(
-        changed=write is not None,
-        lock=lock,
-        previous=previous,
-        lock_file=path,
-        diff=dict(before=dump(previous) if previous is not None else '',
-                  after=dump(lock) if lock is not None else '',
-                  before_header=path, after_header=path),
-    )
+
+def _wait(store, cluster, clock, first, wait, out):
+    """Wait (read only) until another run's lease expires or is released, at most
+    ``wait`` seconds; stop as soon as its holder renews it (it is alive)."""
+    start = clock.mono()
+    lock = first
+    while lock is not None and not lease_state(lock, clock)['expired']:
+        spent = clock.mono() - start
+        if spent >= wait:
+            break
+        clock.sleep(min(1.0, wait - spent))
+        current = store.read(cluster)
+        if current is not None and current.get('version') != lock.get('version'):
+            # renewed by its holder, or taken by another run: alive either way
+            lock = current
+            out.update(renewed_while_waiting=True)
+            break
+        lock = current
+    out.update(_result(store, cluster, clock, first, lock, False))
+    out.update(waited=round(clock.mono() - start, 1))
+    return out
+
+
+# --- the cluster: decisions over the nodes' records -----------------------------------------------
+
+def quorum(cluster_nodes):
+    """A strict majority of the cluster's nodes (all of its inventory hosts)."""
+    return len(cluster_nodes) // 2 + 1
+
+
+def inspect_decision(queries, operation, owner_run_id=None, takeover=False):
+    """From ``{node: query result}`` of the nodes that answered: what this run does.
+
+    Returns ``{action: start|resume|refuse, lock, reason, holders, alive}``: ``resume``
+    with the lock whose params the run goes on with, ``refuse`` with why.
+    """
+    found = dict((n, q.get('lock')) for n, q in queries.items() if q.get('lock'))
+    others = dict((n, lk) for n, lk in found.items() if (lk.get('owner') or {}).get('run_id') != owner_run_id)
+    runs = {}
+    for n in sorted(others):
+        runs.setdefault(others[n]['owner']['run_id'], []).append(n)
+    alive = sorted(n for n in others if not queries[n].get('expired'))
+    out = dict(action='start', lock=None, reason=None, holders=runs, alive=alive, nodes=sorted(others))
+    if not others:
+        return out
+    # the run most nodes hold (never a comparison of two hosts' clocks)
+    run_id = sorted(runs, key=lambda r: (-len(runs[r]), r))[0]
+    lock = others[runs[run_id][0]]
+    out['lock'] = lock
+    if alive:
+        out.update(action='refuse', reason='alive')
+    elif len(runs) > 1 and not takeover:
+        out.update(action='refuse', reason='several')
+    elif lock.get('operation') != operation and not takeover:
+        out.update(action='refuse', reason='other_operation')
+    elif lock.get('operation') == operation:
+        out.update(action='resume')
+    return out
+
+
+def take_outcome(results, cluster_nodes):
+    """From the per-node results of the ordered acquisition (``[{node, granted,
+    refused, msg, lock, previous, unreachable}]``): does this run hold the lock?
+
+    It does when no node refused and a majority of ``cluster_nodes`` granted it.
+    Otherwise ``rollback`` lists what this attempt took, in reverse order, with the
+    record each node had before (put back: a taken-over lock keeps its params).
+    """
+    granted = [r for r in results if r.get('granted')]
+    refused = [r for r in results if r.get('refused')]
+    need = quorum(cluster_nodes)
+    ok = not refused and len(granted) >= need
+    out = dict(ok=ok, granted=[r['node'] for r in granted], quorum=need,
+               refused=dict((r['node'], r.get('msg')) for r in refused),
+               unreachable=[r['node'] for r in results if r.get('unreachable')],
+               holder=refused[0].get('lock') if refused else None, rollback=[])
+    if not ok:
+        out['rollback'] = [dict(node=r['node'], restore=r.get('previous') if _taken_over(r) else None)
+                           for r in reversed(granted) if r.get('changed', True) and not _was_ours(r)]
+    return out
+
+
+def _taken_over(result):
+    previous = result.get('previous')
+    return previous is not None and (previous.get('owner') or {}).get('run_id') != \
+        ((result.get('lock') or {}).get('owner') or {}).get('run_id')
+
+
+def _was_ours(result):
+    previous = result.get('previous')
+    return previous is not None and not _taken_over(result)

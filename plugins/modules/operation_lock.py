@@ -10,20 +10,25 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: operation_lock
-short_description: One lifecycle operation at a time per cluster, resumable
+short_description: One lifecycle operation at a time per cluster - a lease, resumable
 version_added: 0.1.0
 description:
-  - Holds the operation lock of a cluster, like the per-cluster workflow lock of
-    PolarDB Stack - a switchover, a failover, a rebuild cannot run while another
-    operation of the same cluster is under way.
-  - The lock also makes operations resumable - it records what the operation
-    decided (O(params), for example the source and the target of a switchover),
-    so a playbook killed mid-way that is run again finds what it was doing and
-    finishes the same operation.
-  - The lock is a JSON file C(<lock_dir>/<cluster>.json) (mode 0600, directory
-    0700) on the host the module runs on; playbooks hold it on every node of
-    the cluster, so any survivor has it. Writes are durable - the file and the
-    directory are fsynced, so a lock survives a power cut of the host.
+  - Holds this node's record of a cluster's operation lock. The lock is a lease -
+    its holder (a playbook run) renews it while it works, and it expires when the
+    holder stops renewing it (killed, controller or container gone), so the next
+    run, from any controller, resumes the recorded operation without any extra option.
+  - The record names the holder (O(owner)), the operation and what it decided
+    (O(params), for example the source and the target of a switchover, which a
+    resumed run goes on with), the lease duration and the last renewal.
+  - Expiry is judged by this node with its own clock - the boot-time clock since
+    the last renewal (the wall clock after a reboot of the node). No clock of
+    another host is ever compared with it.
+  - The record is a JSON file C(<lock_dir>/<cluster>.json) (mode 0600, directory
+    0700). Every write is a compare-and-swap under an exclusive C(flock) of
+    C(<lock_dir>/<cluster>.flock), atomic (rename) and durable (fsync of the file
+    and the directory). Playbooks take it on every node of the cluster in a fixed
+    order, all or nothing, and hold it when a majority of the cluster's nodes
+    granted it (role C(polardb.stack.lock)).
 author:
   - polardb.stack developers (!UNKNOWN)
 options:
@@ -33,53 +38,81 @@ options:
     required: true
   state:
     description:
-      - V(query) returns the lock (or null) and changes nothing.
-      - V(acquired) creates the lock for O(operation), or updates the lock this run
-        (O(owner.run_id)) already holds - O(params) are merged into the stored
-        ones, new keys win. A lock of another run is refused unless O(takeover=true).
-      - V(released) removes the lock of this run; a lock of another run is refused
-        unless O(takeover=true). No lock - no change.
+      - V(query) returns the record (or null) and whether its lease expired; changes nothing.
+      - V(acquired) creates the record for O(operation), or renews the record this run
+        (O(owner.run_id)) already holds (O(params) merged into the stored ones, new keys win).
+        Another run's record is taken over only when its lease expired and it is for the same
+        O(operation) (the run resumes it - its params are kept); a live lease is always refused.
+      - V(renewed) renews this run's lease. No record - no change (the lock was released,
+        a heartbeat stops). Another run's record fails (the lease was lost).
+      - V(released) removes this run's record, or puts O(restore) back in its place.
+        Another run's record is refused unless O(takeover=true). No record - no change.
     type: str
-    choices: [query, acquired, released]
+    choices: [query, acquired, renewed, released]
     default: query
   operation:
     description:
       - The operation the lock is for, for example V(switchover), V(failover),
-        V(rebuild_node), V(create_cluster).
+        V(rebuild_node), V(create_cluster), V(destroy_cluster).
       - Required with O(state=acquired); ignored otherwise.
-      - This run holding the lock for another operation is refused unless O(takeover=true).
     type: str
   params:
     description:
       - "What the operation decided, for example C({from: pdb1, to: pdb2}); stored so
         a resumed run can finish the same operation."
-      - With O(state=acquired) on a lock of the same operation, merged into the
+      - With O(state=acquired) on a record of the same operation, merged into the
         stored params (new keys overwrite).
     type: dict
     default: {}
   owner:
     description:
-      - The run that holds the lock. Required with O(state=acquired) and O(state=released).
+      - The run that holds the lock (the lease's holder identity). Required with
+        O(state=acquired), O(state=renewed) and O(state=released).
     type: dict
     suboptions:
       run_id:
-        description: Identifies the run (for example a UUID generated once per playbook run).
+        description: Identifies the run (generated once per playbook run).
         type: str
         required: true
       controller:
-        description: Host name of the controller the run runs on.
+        description: Host name of the controller the run runs on (for people).
         type: str
       pid:
-        description: Process id of the run on the controller.
+        description: Process id of the run on the controller (for people).
         type: int
+  lease_seconds:
+    description:
+      - Duration of the lease written with O(state=acquired) and O(state=renewed); the
+        holder must renew it within that time. At least 3.
+    type: int
+    default: 30
+  expect_version:
+    description:
+      - With O(state=acquired) - the compare of the compare-and-swap. The C(version) of
+        the record this run read (C(version) from O(state=query)), or the empty string
+        when it read none. When the record changed since, the task is refused.
+      - Omitted - no such check.
+    type: str
+  restore:
+    description:
+      - With O(state=released) - the record to put back instead of removing this run's
+        (the rollback of an acquisition that took over a dead run's lock keeps that
+        run's operation and params for the next resume).
+    type: dict
   takeover:
     description:
-      - Take the lock over from another run (that is dead) - with O(state=acquired)
-        the lock is replaced atomically, keeping C(started) and merging C(params)
-        when the operation is the same, and records the previous owner in
-        C(taken_over_from); with O(state=released) the lock of another run is removed.
+      - Expert override. With O(state=acquired) - also take an expired lease of
+        another operation (abandoning that operation). With O(state=released) - remove
+        another run's record. Never takes a live lease.
     type: bool
     default: false
+  wait:
+    description:
+      - With O(state=query) - when another run's lease has not expired, wait up to this
+        many seconds for it to expire or be released; return as soon as its holder renews
+        it (C(renewed_while_waiting)). Reads only.
+    type: int
+    default: 0
   lock_dir:
     description: Directory of the lock files; created (0700) when missing.
     type: path
@@ -89,68 +122,54 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports the lock as it would be; writes nothing.
+    description: Reports the record as it would be; writes nothing, not even the directory.
   diff_mode:
     support: full
-    description: The lock file's content before and after.
+    description: The record before and after.
 notes:
-  - A new lock is created atomically - written to a temporary file in O(lock_dir)
-    then hard-linked to its name, which fails if another run created it first;
-    that run wins and this one is refused, whatever O(takeover) says.
-  - Playbooks acquire the lock on every node of the cluster. Two runs started
-    together may each win on some nodes - both are refused on the others, and
-    each should release what it holds (O(state=released) with its own
-    O(owner.run_id) only removes its own locks).
-  - C(updated) is the time of the last change of the lock; acquiring again with
-    the same params writes nothing.
+  - Two runs acquiring at the same time - the compare-and-swap lets exactly one
+    write; the other decides again from what the winner wrote and is refused.
+  - C(renewed) and C(updated) are this node's wall clock (UTC, for people); expiry
+    uses C(clock), the node's boot id and boot-time clock of the last write.
 seealso:
   - module: polardb.stack.switchover
 '''
 
 EXAMPLES = r'''
-- name: Identify this run, once per playbook run
-  ansible.builtin.set_fact:
-    polardb_run_owner:
-      run_id: "{{ 2147483647 | random | to_uuid }}"
-      controller: "{{ lookup('ansible.builtin.pipe', 'hostname') }}"
-      pid: "{{ lookup('ansible.builtin.pipe', 'echo $PPID') | int }}"
-  run_once: true
-
-- name: What is cluster demo doing?
+- name: What is cluster demo doing? Wait up to 40 s for a lease that is not renewed
   polardb.stack.operation_lock:
     cluster: demo
+    wait: 40
   register: demo_lock
 
-- name: Lock cluster demo for a switchover (or update the lock this run holds)
+- name: Lock cluster demo for a switchover, if nobody changed the record since
   polardb.stack.operation_lock:
     cluster: demo
     state: acquired
     operation: switchover
     params: {from: pdb1, to: pdb2}
-    owner: "{{ polardb_run_owner }}"
-  when: demo_lock.lock is none
+    owner: {run_id: 1a2b3c4d, controller: ctl1, pid: 1234}
+    lease_seconds: 30
+    expect_version: "{{ demo_lock.lock.version | default('', true) }}"
 
-- name: Resume the switchover of a run that died, with what it decided
+- name: Renew the lease (every lease_seconds / 3)
   polardb.stack.operation_lock:
     cluster: demo
-    state: acquired
-    operation: switchover
-    params: "{{ demo_lock.lock.params }}"
-    owner: "{{ polardb_run_owner }}"
-    takeover: true
-  when: demo_lock.lock is not none and demo_lock.lock.operation == 'switchover'
+    state: renewed
+    owner: {run_id: 1a2b3c4d}
+    lease_seconds: 30
 
 - name: Release the lock at the end of the operation
   polardb.stack.operation_lock:
     cluster: demo
     state: released
-    owner: "{{ polardb_run_owner }}"
+    owner: {run_id: 1a2b3c4d}
 '''
 
 RETURN = r'''
 lock:
-  description: The lock after the task (in check mode - as it would be); null when there is none.
-    Also returned when the task fails because another run holds the lock - that run's lock.
+  description: The record after the task (in check mode - as it would be); null when there is none.
+    Also returned when the task fails because another run holds the lock - that run's record.
   returned: always
   type: dict
   contains:
@@ -167,30 +186,75 @@ lock:
       type: dict
       sample: {from: pdb1, to: pdb2}
     owner:
-      description: The run that holds the lock - C(run_id), C(controller), C(pid).
+      description: The run that holds the lease - C(run_id), C(controller), C(pid).
       type: dict
       sample: {run_id: 1a2b3c4d, controller: ctl1, pid: 1234}
+    lease_seconds:
+      description: The lease duration.
+      type: int
+      sample: 30
     started:
-      description: When the operation took the lock (UTC, ISO 8601); kept by a takeover of the same operation.
+      description: When the operation first took the lock (this node's clock, UTC); kept when a run resumes it.
       type: str
       sample: "2026-11-26T13:40:01Z"
-    updated:
-      description: When the lock last changed (UTC, ISO 8601).
+    acquired:
+      description: When the current holder took it (this node's clock, UTC).
+      type: str
+      sample: "2026-11-26T13:40:01Z"
+    renewed:
+      description: The last renewal (this node's clock, UTC).
       type: str
       sample: "2026-11-26T13:41:12Z"
+    renewals:
+      description: Writes by the current holder.
+      type: int
+      sample: 7
+    transitions:
+      description: How many times the record changed holder on this node (a Lease's leaseTransitions).
+      type: int
+      sample: 0
+    version:
+      description: Opaque token, new on every write - the compare of the compare-and-swap.
+      type: str
+      sample: 3f2a9c0d1e4b5a69
     host:
-      description: The host that wrote the lock.
+      description: The node that keeps the record.
       type: str
       sample: pdb1
     taken_over_from:
-      description: The owner the lock was taken over from; absent when it never was.
+      description: The owner of the expired lease this run took over; absent when it did not.
       type: dict
       sample: {run_id: 9f8e7d6c, controller: ctl1, pid: 1200}
 previous:
-  description: The lock before the task; null when there was none.
+  description: The record before the task; null when there was none.
   returned: always
   type: dict
   sample: null
+expired:
+  description: Whether the lease of RV(lock) has expired, by this node's clock; null without a record.
+  returned: always
+  type: bool
+  sample: false
+expires_in:
+  description: Seconds until the lease of RV(lock) expires, by this node's clock (0 when it has).
+  returned: always
+  type: float
+  sample: 21.4
+waited:
+  description: Seconds waited (O(state=query) with O(wait)).
+  returned: with O(state=query)
+  type: float
+  sample: 0.0
+renewed_while_waiting:
+  description: The holder renewed (or another run took) the lease while this task waited - it is alive.
+  returned: with O(state=query)
+  type: bool
+  sample: false
+refused:
+  description: The task failed because another run holds the lock (or the record changed since O(expect_version)).
+  returned: failure
+  type: bool
+  sample: true
 lock_file:
   description: The lock file.
   returned: success, and failures about the lock file or another run's lock
@@ -201,7 +265,7 @@ lock_file:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
-    DEFAULT_LOCK_DIR, STATES, LockFiles, ensure_lock)
+    DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_DIR, STATES, FileLeaseStore, ensure_lock)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import fail_on_error
 
 
@@ -217,17 +281,22 @@ def main():
                 controller=dict(type='str'),
                 pid=dict(type='int'),
             )),
+            lease_seconds=dict(type='int', default=DEFAULT_LEASE_SECONDS),
+            expect_version=dict(type='str'),
+            restore=dict(type='dict'),
             takeover=dict(type='bool', default=False),
+            wait=dict(type='int', default=0),
             lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
         ),
         required_if=[
             ('state', 'acquired', ('operation', 'owner')),
+            ('state', 'renewed', ('owner',)),
             ('state', 'released', ('owner',)),
         ],
         supports_check_mode=True,
     )
     p = module.params
-    result = fail_on_error(module, ensure_lock, LockFiles(p['lock_dir']), check_mode=module.check_mode, **p)
+    result = fail_on_error(module, ensure_lock, FileLeaseStore(p['lock_dir']), check_mode=module.check_mode, **p)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

@@ -45,12 +45,12 @@ EXPECTED_VARIABLES = {
     'create_cluster': ['cluster', 'polardb_storage_force'],
     'status': ['cluster'],
     'destroy_cluster': ['cluster', 'confirm_destroy', 'wipe'],
-    'switchover': ['cluster', 'target', 'polardb_switchover_max_lag_bytes', 'polardb_takeover_lock'],
-    'failover': ['cluster', 'force', 'polardb_failover_unfenced', 'polardb_takeover_lock'],
-    'rebuild_node': ['cluster', 'node', 'source', 'polardb_takeover_lock'],
+    'switchover': ['cluster', 'target', 'polardb_switchover_max_lag_bytes'],
+    'failover': ['cluster', 'force', 'polardb_failover_unfenced'],
+    'rebuild_node': ['cluster', 'node', 'source'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
-BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_takeover_lock'}
+BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced'}
 
 
 def survey_names():

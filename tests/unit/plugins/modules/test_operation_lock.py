@@ -66,7 +66,8 @@ def test_acquire_query_release(run):
     assert 'diff' not in out.result
 
     out = run(state='acquired', operation='switchover', params={'to': 'pdb2'}, owner=RUN_A)
-    assert out.result['changed'] is False
+    assert out.result['changed'] is True and out.result['lock']['renewals'] == 2  # acquiring again renews
+    lock = out.result['lock']
 
     out = run(state='released', owner={'run_id': RUN_A['run_id']})
     assert (out.result['changed'], out.result['lock'], out.result['previous']) == (True, None, lock)
@@ -77,11 +78,24 @@ def test_other_run_fails_with_the_lock(run):
     run(state='acquired', operation='switchover', params={'from': 'pdb1', 'to': 'pdb2'}, owner=RUN_A)
     out = run(state='acquired', operation='rebuild_node', owner=RUN_B)
     assert out.failed is True
-    assert out.result['msg'].startswith('cluster demo is locked: switchover {from: pdb1, to: pdb2} started ')
+    assert out.result['msg'].startswith('cluster demo is locked on ')
+    assert 'switchover {from: pdb1, to: pdb2} started ' in out.result['msg']
     assert out.result['lock']['owner'] == RUN_A and out.result['previous']['owner'] == RUN_A
+    assert out.result['refused'] is True and out.result['expired'] is False
 
     out = run(state='acquired', operation='switchover', owner=RUN_B, takeover=True)
-    assert out.failed is False and out.result['lock']['taken_over_from'] == RUN_A
+    assert out.failed is True, 'a live lease is never taken over'
+
+
+def test_renew_and_query_report_the_lease(run):
+    run(state='acquired', operation='switchover', owner=RUN_A, lease_seconds=10)
+    out = run(state='renewed', owner=RUN_A, lease_seconds=10)
+    assert out.failed is False and out.result['changed'] is True and out.result['lock']['renewals'] == 2
+    out = run(wait=1, owner=RUN_B)
+    assert out.result['expired'] is False and 0 < out.result['expires_in'] <= 10 and out.result['waited'] >= 1
+    out = run(state='released', owner=RUN_A)
+    out = run(state='renewed', owner=RUN_A)
+    assert out.failed is False and out.result['changed'] is False and out.result['lock'] is None
 
 
 def test_check_mode(run):
@@ -93,6 +107,7 @@ def test_check_mode(run):
 @pytest.mark.parametrize('args, text', [
     (dict(state='acquired', owner=RUN_A), 'operation'),
     (dict(state='released'), 'owner'),
+    (dict(state='renewed'), 'owner'),
     (dict(state='released', owner={'pid': 1}), 'run_id'),
     (dict(cluster='1demo'), 'invalid cluster name'),
 ])

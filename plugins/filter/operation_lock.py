@@ -1,0 +1,25 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
+
+
+def lock_decision(queries, operation, run_id=None, takeover=False):
+    return operation_lock.inspect_decision(queries, operation, run_id, takeover)
+
+
+def lock_outcome(results, cluster_nodes):
+    return operation_lock.take_outcome(results, cluster_nodes)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'lock_decision': lock_decision,
+            'lock_outcome': lock_outcome,
+        }
