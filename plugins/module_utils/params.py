@@ -99,9 +99,9 @@ def _number_or_none(value):
 
 def catalog_from_settings(rows):
     """pg_settings rows (dicts) -> {name: Entry}."""
-    return dict((r['name'].lower(), Entry(r['name'], r['vartype'], r['context'], r.get('unit'),
-                                  r.get('min_val'), r.get('max_val'), r.get('enumvals'),
-                                  r.get('setting'), r.get('pending_restart')))
+    return dict((r['name'].lower(),
+                 Entry(r['name'], r['vartype'], r['context'], r.get('unit'), r.get('min_val'), r.get('max_val'),
+                       r.get('enumvals'), r.get('setting'), r.get('pending_restart')))
                 for r in rows)
 
 
@@ -130,8 +130,8 @@ def catalog_from_describe_config(text):
         vartype = _DESCRIBE_TYPES[fields[3]]
         numeric = vartype in ('integer', 'real')
         catalog[fields[0].lower()] = Entry(fields[0], vartype, fields[1],
-                                   min_val=fields[5] if numeric else None,
-                                   max_val=fields[6] if numeric else None)
+                                           min_val=fields[5] if numeric else None,
+                                           max_val=fields[6] if numeric else None)
     return catalog
 
 

@@ -127,12 +127,6 @@ def test_a_refused_first_creation_leaves_nothing_on_the_host(playbook, ssh, lab_
     assert ssh('pdb3', state).stdout == before
 
 
-def test_synchronous_standby_names_never_lists_the_nodes_own_name(ssh, nodes):
-    for h in nodes:
-        conf = ssh(h, 'cat %s/postgresql.conf' % MANAGED).stdout
-        assert "synchronous_standby_names = ''" in conf or h not in conf.split('synchronous_standby_names')[1]
-
-
 def test_status_shows_each_slots_retained_wal_and_the_bound(playbook, ssh, quiet_cluster, nodes):
     rw = quiet_cluster
     keep = ssh(rw, PSQL + shlex.quote('show max_slot_wal_keep_size')).stdout.strip()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Run on a host with the engine installed (as root): print one JSON document
 with the binary's `postgres --describe-config` and, from a throwaway engine on
 a temporary data directory (no TCP, its own socket), what pg_settings says of

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write plugins/module_utils/pg_catalog_<major>.py from the JSON that
 describe_config.py printed on a host (stdin). Used by `make param-catalog`.
 
