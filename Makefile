@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
-.PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn \
+.PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
         test lint changelog galaxy ee sanity units unit integration molecule bench bench-ha clean
 
 help:
@@ -64,6 +64,9 @@ destroy: venv ## Destroy cluster $(CLUSTER) (keeps LUN data)
 	$(PLAYBOOK) playbooks/destroy_cluster.yml -e cluster=$(CLUSTER) -e confirm_destroy=$(CLUSTER)
 
 demo: venv lab-up create status ## Fresh machine: tools, lab, cluster "demo" (1 RW + 2 RO), its status
+
+param-catalog: venv ## Regenerate plugins/module_utils/pg_catalog_$(MAJOR).py from the engine on lab host $(HOST) (default pdb1, 15)
+	$(PLAYBOOK) tests/tools/param_catalog.yml -e catalog_host=$(or $(HOST),pdb1) -e catalog_major=$(or $(MAJOR),15)
 
 dsn: venv ## Print a multi-host libpq DSN (target_session_attrs=read-write) for the application role
 	@ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 $(PLAYBOOK) playbooks/dsn.yml -e cluster=$(CLUSTER) 2>/dev/null | sed -n 's/^.*"msg": "\(postgresql:[^"]*\)".*$$/\1/p; s/^ *msg: \(postgresql:.*\)$$/\1/p'

@@ -17,9 +17,14 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
     return cluster_spec.parameter_problems(parameters, reserved, reserved_prefixes)
 
 
+def setting_problems(settings, nodes, rw):
+    return cluster_spec.setting_problems(settings, nodes, rw)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'node_problems': node_problems,
             'parameter_problems': parameter_problems,
+            'setting_problems': setting_problems,
         }

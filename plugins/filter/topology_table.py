@@ -13,7 +13,12 @@ version_added: 0.1.0
 short_description: Render a cluster topology as a table of lines
 description:
   - Turns the C(cluster) result of M(polardb.stack.cluster_info) into a list of
-    fixed-width lines (node, role, state, timeline, LSN, lag, upstream) for people.
+    fixed-width lines (node, role, state, timeline, LSN, lag, upstream, version, and
+    for each replica the WAL its slot on the RW retains and that slot's C(wal_status))
+    for people.
+  - Then the RW's C(max_slot_wal_keep_size), a line per RW slot that feeds no node
+    of the cluster, whether the cluster is healthy, and its problems (a lost slot
+    among them, naming the node).
 options:
   _input:
     description: The C(cluster) value returned by M(polardb.stack.cluster_info).
@@ -29,7 +34,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One header line, one line per node, then one line per problem.
+  description: One header line, one line per node, the RW's WAL bound and unclaimed slots, then one line per problem.
   type: list
   elements: str
 """
@@ -40,8 +45,18 @@ def _lsn(node):
     return lsn.get('current') or lsn.get('replay') or lsn.get('receive') or '-'
 
 
+def _text(value):
+    return '-' if value is None else str(value)
+
+
+def _slot_cell(node, key):
+    """The node's slot on the RW (replicas): bytes of WAL it retains, its wal_status."""
+    return _text((node.get('slot') or {}).get(key))
+
+
 def topology_table(cluster):
-    cols = ('node', 'address', 'role', 'state', 'tl', 'lsn', 'lag_bytes', 'upstream', 'version')
+    cols = ('node', 'address', 'role', 'state', 'tl', 'lsn', 'lag_bytes', 'upstream', 'version',
+            'slot_wal_bytes', 'wal_status')
     rows = []
     for name, n in sorted((cluster.get('nodes') or {}).items()):
         if not n.get('reachable'):
@@ -56,10 +71,19 @@ def topology_table(cluster):
             'RW' if name == cluster.get('rw') else (n.get('role') or '-'),
             state, str(n.get('timeline') if n.get('timeline') is not None else '-'), _lsn(n),
             '-' if n.get('lag_bytes') is None else str(n.get('lag_bytes')),
-            up.get('host') or '-', (n.get('server_version') or '-').split(' ')[0]))
+            up.get('host') or '-', (n.get('server_version') or '-').split(' ')[0],
+            _slot_cell(n, 'retained_bytes'), _slot_cell(n, 'wal_status')))
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     fmt = '  '.join('%%-%ds' % w for w in widths)
     lines = [(fmt % cols).rstrip()] + [(fmt % r).rstrip() for r in rows]
+    rw = (cluster.get('nodes') or {}).get(cluster.get('rw')) or {}
+    if rw.get('max_slot_wal_keep_size'):
+        lines.append('max_slot_wal_keep_size on the RW %s: %s' % (cluster.get('rw'), rw['max_slot_wal_keep_size']))
+    for slot in rw.get('slots') or []:
+        if not slot.get('node'):
+            lines.append('slot %s on the RW %s (no node of the cluster): retains %s bytes, wal_status %s'
+                         % (slot.get('name'), cluster.get('rw'), _text(slot.get('retained_bytes')),
+                            _text(slot.get('wal_status'))))
     lines.append('healthy: %s' % ('yes' if cluster.get('healthy') else 'no'))
     lines.extend('problem: %s' % p for p in cluster.get('problems') or [])
     return lines

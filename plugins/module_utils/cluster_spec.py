@@ -61,3 +61,163 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
             problems.append('parameter %s is managed by polardb.stack and cannot be set in polardb_parameters'
                             % lname)
     return problems
+
+
+FSTYPES = ('xfs', 'ext4')
+FENCE_DRIVERS = ('none', 'scsi3_pr', 'nvme', 'lab')
+MULTIPATH_MODES = ('auto', 'yes', 'no')
+_CLUSTER_RE = re.compile(r'^[a-z][a-z0-9_-]{0,30}$')
+_ROLE_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
+_SIZE_RE = re.compile(r'^\s*\d+\s*(kB|MB|GB|TB)?\s*$')
+_BOOL_TEXT = ('true', 'false', 'yes', 'no', 'on', 'off', '1', '0')
+MAX_SLOT_NAME = 63
+
+
+def _as_int(value):
+    """An integer from YAML or -e text; None when it is not one (booleans are not)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_problem(settings, var, low, high=None, why=''):
+    """'var=x must be an integer from low to high' or None (var absent: no problem)."""
+    if var not in settings:
+        return None
+    value = settings[var]
+    number = _as_int(value)
+    if number is not None and number >= low and (high is None or number <= high):
+        return None
+    allowed = ('an integer from %d to %d' % (low, high)) if high is not None else ('an integer >= %d' % low)
+    return '%s=%r must be %s%s' % (var, value, allowed, why)
+
+
+def _choice_problem(settings, var, choices):
+    if var not in settings:
+        return None
+    value = settings[var]
+    if str(value) in choices:
+        return None
+    return '%s=%r must be one of %s' % (var, value, ', '.join(choices))
+
+
+def _bool_problem(settings, var):
+    if var not in settings:
+        return None
+    value = settings[var]
+    if isinstance(value, bool) or str(value).strip().lower() in _BOOL_TEXT:
+        return None
+    return '%s=%r must be a boolean (true or false)' % (var, value)
+
+
+def eligible_sync_replicas(nodes, rw):
+    """Names of the nodes that may acknowledge a synchronous commit of ``rw``:
+    every node but the standbys and the RW itself."""
+    return [n['name'] for n in nodes if n.get('kind', n.get('role')) != 'standby' and n['name'] != rw]
+
+
+def setting_problems(settings, nodes, rw):
+    """Check the scalar settings of a cluster (group or extra vars).
+
+    ``settings``: {variable: value} (absent variables are not checked);
+    ``nodes``: [{name, kind (replica|standby), slot, address}];
+    ``rw``: the RW (live, or the initial primary when none runs yet).
+    Every problem names the variable and the allowed values.
+    """
+    problems = []
+    add = problems.append
+    if 'polardb_cluster' in settings and not _CLUSTER_RE.match(str(settings['polardb_cluster'])):
+        add('cluster=%r must be 1 to 31 lower-case letters, digits, - or _, starting with a letter'
+            % (settings['polardb_cluster'],))
+    eligible = eligible_sync_replicas(nodes, rw)
+    sync = _int_problem(settings, 'polardb_synchronous_replicas', 0, len(eligible),
+                        ' (the replicas that can acknowledge a commit of the RW %s: %s)'
+                        % (rw, ', '.join(eligible) or 'none'))
+    checks = [
+        sync,
+        _int_problem(settings, 'polardb_port', 1, 65535),
+        _choice_problem(settings, 'polardb_fstype', FSTYPES),
+        _choice_problem(settings, 'polardb_fence_driver', FENCE_DRIVERS),
+        _int_problem(settings, 'polardb_wait_timeout', 1),
+        _int_problem(settings, 'polardb_wait_interval', 1),
+        _int_problem(settings, 'polardb_probe_timeout', 1),
+        _int_problem(settings, 'polardb_switchover_max_lag_bytes', 0),
+        _bool_problem(settings, 'polardb_storage_force'),
+        _bool_problem(settings, 'polardb_failover_unfenced'),
+    ]
+    problems.extend(c for c in checks if c)
+    if 'polardb_lun_multipath' in settings:
+        mp = settings['polardb_lun_multipath']
+        if not (isinstance(mp, bool) or str(mp).lower() in MULTIPATH_MODES + _BOOL_TEXT):
+            add('polardb_lun_multipath=%r must be one of %s' % (mp, ', '.join(MULTIPATH_MODES)))
+    if settings.get('polardb_fence_driver') == 'lab' and not settings.get('polardb_lab_array_url', 'x'):
+        add('polardb_fence_driver=lab needs polardb_lab_array_url (the lab writes it into its inventory)')
+    wait, interval = _as_int(settings.get('polardb_wait_timeout')), _as_int(settings.get('polardb_wait_interval'))
+    if wait and interval and wait > 0 and interval > wait:
+        add('polardb_wait_interval=%d must not exceed polardb_wait_timeout=%d' % (interval, wait))
+    if 'polardb_engine_major' in settings and not re.match(r'^\d{1,3}$', str(settings['polardb_engine_major'])):
+        add('polardb_engine_major=%r must be a major version number such as 15' % (settings['polardb_engine_major'],))
+    if 'polardb_mount_root' in settings and not str(settings['polardb_mount_root']).startswith('/'):
+        add('polardb_mount_root=%r must be an absolute path' % (settings['polardb_mount_root'],))
+    for var in ('polardb_superuser', 'polardb_replication_user', 'polardb_app_user', 'polardb_app_db'):
+        if var in settings and not _ROLE_NAME_RE.match(str(settings[var])):
+            add('%s=%r must be 1 to 63 lower-case letters, digits or _, not starting with a digit'
+                % (var, settings[var]))
+    if 'polardb_client_networks' in settings:
+        problems.extend(_network_problems(settings['polardb_client_networks']))
+    if 'polardb_max_slot_wal_keep_size' in settings:
+        keep = settings['polardb_max_slot_wal_keep_size']
+        if not (str(keep) in ('auto', '-1') or _SIZE_RE.match(str(keep))):
+            add("polardb_max_slot_wal_keep_size=%r must be auto, -1 (unlimited) or a size such as 4096MB or 4GB"
+                % (keep,))
+    if 'polardb_max_slot_wal_keep_fraction' in settings:
+        try:
+            fraction = float(settings['polardb_max_slot_wal_keep_fraction'])
+        except (TypeError, ValueError):
+            fraction = -1
+        if not 0 < fraction <= 0.9:
+            add('polardb_max_slot_wal_keep_fraction=%r must be a number above 0 and at most 0.9'
+                % (settings['polardb_max_slot_wal_keep_fraction'],))
+    problems.extend(_slot_problems(nodes))
+    return problems
+
+
+def _network_problems(networks):
+    import ipaddress
+    if not isinstance(networks, (list, tuple)):
+        return ['polardb_client_networks=%r must be a list of networks such as 10.0.0.0/24' % (networks,)]
+    problems = []
+    for net in networks:
+        try:
+            ipaddress.ip_network(str(net), strict=False)
+        except ValueError:
+            problems.append('polardb_client_networks: %r is not a network (such as 10.0.0.0/24 or 2001:db8::/64)'
+                            % (net,))
+    return problems
+
+
+def _slot_problems(nodes):
+    """Each node's slot (and application_name) must be a valid, distinct name."""
+    problems, owners = [], {}
+    for n in nodes:
+        slot = n.get('slot')
+        if slot is None:
+            continue
+        if not re.match(r'^[a-z0-9_]{1,%d}$' % MAX_SLOT_NAME, str(slot)):
+            problems.append('%s: polardb_slot_name=%r must be 1 to %d lower-case letters, digits or _'
+                            % (n['name'], slot, MAX_SLOT_NAME))
+        owners.setdefault(str(slot), []).append(n['name'])
+        if not n.get('address', 'x'):
+            problems.append('%s: polardb_node_address is empty' % n['name'])
+    for slot, names in sorted(owners.items()):
+        if len(names) > 1:
+            problems.append('nodes %s share the replication slot name %s (polardb_slot_name, from the host name): '
+                            'rename a host or set polardb_slot_name' % (', '.join(names), slot))
+    return problems

@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import socket
 import threading
 import time
@@ -66,7 +67,16 @@ PROBE_SQL = """SELECT json_build_object(
               ELSE pg_current_wal_lsn() END, r.replay_lsn)::bigint)
      ORDER BY r.application_name, r.pid)
    FROM pg_stat_replication r
-   LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid), '[]'::json)
+   LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid), '[]'::json),
+ 'max_slot_wal_keep_size', current_setting('max_slot_wal_keep_size', true),
+ 'slots', COALESCE((SELECT json_agg(json_build_object(
+     'slot_name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
+     'restart_lsn', s.restart_lsn::text, 'wal_status', s.wal_status,
+     'safe_wal_size', s.safe_wal_size,
+     'retained_bytes', CASE WHEN pg_is_in_recovery() OR s.restart_lsn IS NULL THEN NULL
+                            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint END)
+     ORDER BY s.slot_name)
+   FROM pg_replication_slots s), '[]'::json)
 )::text AS probe"""
 
 APPLICATION_NAME = 'polardb.stack'
@@ -145,6 +155,20 @@ def node_state(raw):
             'replay_lsn': r.get('replay_lsn'),
             'replay_lag_bytes': r.get('replay_lag_bytes'),
         })
+    slots = []
+    for sl in raw.get('slots') or []:
+        retained = sl.get('retained_bytes')
+        if retained is None and not in_recovery:
+            retained = lsn_diff(raw.get('current_lsn'), sl.get('restart_lsn'))
+        slots.append({
+            'name': sl.get('slot_name'),
+            'type': sl.get('slot_type'),
+            'active': sl.get('active'),
+            'restart_lsn': sl.get('restart_lsn'),
+            'wal_status': sl.get('wal_status'),
+            'safe_wal_size': sl.get('safe_wal_size'),
+            'retained_bytes': max(0, int(retained)) if retained is not None else None,
+        })
     polar_version = raw.get('polar_version')
     return {
         'role': 'replica' if in_recovery else 'primary',
@@ -164,6 +188,8 @@ def node_state(raw):
         },
         'upstream': upstream,
         'replication': replication,
+        'slots': slots,
+        'max_slot_wal_keep_size': raw.get('max_slot_wal_keep_size'),
     }
 
 
@@ -230,11 +256,15 @@ def _node_out(probe):
         'replication': [],
         'lag_bytes': None,
         'streaming': None,
+        'slots': [],
+        'slot': None,
+        'max_slot_wal_keep_size': None,
     }
     if state is not None:
         for key in ('role', 'in_recovery', 'timeline', 'system_identifier', 'server_version',
-                    'server_version_num', 'flavour', 'upstream', 'replication'):
+                    'server_version_num', 'flavour', 'upstream', 'replication', 'max_slot_wal_keep_size'):
             out[key] = state.get(key)
+        out['slots'] = list(state.get('slots') or [])
         out['lsn'] = dict(_empty_lsn(), **(state.get('lsn') or {}))
     elif out['error'] is None:
         out['error'] = 'no answer'
@@ -314,6 +344,9 @@ def build_topology(probes, same_host=None, max_lag_bytes=None):
             problems.append('%s: replica lags %d bytes behind the RW %s (more than %d)'
                             % (n['name'], n['lag_bytes'], rw['name'], max_lag_bytes))
 
+    if rw is not None:
+        problems.extend(_slot_problems(rw, nodes))
+
     return {
         'rw': rw['name'] if rw else None,
         'rw_nodes': [n['name'] for n in rw_nodes],
@@ -321,6 +354,54 @@ def build_topology(probes, same_host=None, max_lag_bytes=None):
         'problems': problems,
         'nodes': dict((n['name'], n) for n in nodes),
     }
+
+
+# ------------------------------------------------------------ slots, WAL
+
+# wal_status of a slot whose WAL is (or is about to be) gone: the node it fed
+# cannot catch up from the RW any more.
+LOST_WAL_STATUS = ('lost', 'unreserved')
+
+
+def slot_name_of(name):
+    """The slot (and application_name) the collection gives a node: its name in
+    lower case, anything but a-z, 0-9 and _ replaced by _ (polardb_slot_name)."""
+    return re.sub(r'[^a-z0-9_]', '_', str(name).lower())
+
+
+def _slot_owner(slot, nodes, rw):
+    """The node a slot of the RW feeds: the replica whose WAL receiver uses it,
+    else the node whose name gives that slot name."""
+    for n in nodes:
+        if n is not rw and (n.get('upstream') or {}).get('slot') == slot['name']:
+            return n
+    for n in nodes:
+        if n is not rw and slot_name_of(n['name']) == slot['name']:
+            return n
+    return None
+
+
+def _slot_problems(rw, nodes):
+    """Attach each RW slot to its node (``node`` of the slot, ``slot`` of the
+    node) and name every node whose slot lost (or is losing) its WAL."""
+    problems = []
+    for slot in rw.get('slots') or []:
+        owner = _slot_owner(slot, nodes, rw)
+        slot['node'] = owner['name'] if owner else None
+        if owner is not None:
+            owner['slot'] = dict(slot, on=rw['name'])
+        status = slot.get('wal_status')
+        who = owner['name'] if owner else 'no node of the cluster'
+        if status == 'lost':
+            problems.append('%s: its replication slot %s on the RW %s is lost (wal_status lost): the WAL it needs '
+                            'was removed (max_slot_wal_keep_size %s); rebuild %s (playbooks/rebuild_node.yml)'
+                            % (who, slot['name'], rw['name'], rw.get('max_slot_wal_keep_size') or '?', who))
+        elif status == 'unreserved':
+            problems.append('%s: its replication slot %s on the RW %s holds %s bytes, more than max_slot_wal_keep_size '
+                            '%s (wal_status unreserved): it is lost at the next checkpoint unless %s catches up'
+                            % (who, slot['name'], rw['name'], slot.get('retained_bytes'),
+                               rw.get('max_slot_wal_keep_size') or '?', who))
+    return problems
 
 
 # ----------------------------------------------------------------- probing

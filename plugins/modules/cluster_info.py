@@ -15,7 +15,7 @@ version_added: 0.1.0
 description:
   - Connects to every node of a cluster over TCP, in parallel, and asks each
     engine about itself (C(pg_is_in_recovery), timeline, LSNs, WAL receiver,
-    WAL senders, system identifier).
+    WAL senders, replication slots, system identifier).
   - From the answers it tells which node is read-write (RW), how far each
     replica lags and what is wrong (no RW, more than one RW, a node
     unreachable, a replica not streaming, a replica of another cluster, a
@@ -66,6 +66,11 @@ attributes:
 notes:
   - Timeline of a primary - the timeline of its current WAL file; of a replica -
     C(received_tli) of its WAL receiver, else the timeline of its last restartpoint.
+  - A slot of the RW whose C(wal_status) is V(lost) (its WAL was removed, beyond
+    C(max_slot_wal_keep_size)) or V(unreserved) (about to be) is a problem naming the
+    node it feeds (found by the replica's WAL receiver slot, else by the slot name the
+    collection gives a node - its name in lower case, other characters than a-z, 0-9
+    and _ replaced by _).
   - C(lag_bytes) of a replica - from the RW's C(pg_stat_replication) row of
     that replica (RW current LSN minus the replay LSN the replica last reported)
     when there is one, else the RW's current LSN minus the replica's own replay
@@ -135,6 +140,13 @@ cluster:
           C(sync_state), C(slot_name), C(sent_lsn), C(write_lsn), C(flush_lsn),
           C(replay_lsn), C(replay_lag_bytes)), C(lag_bytes) and C(streaming)
           (replicas of the RW; null otherwise), C(reachable), C(error).
+        - C(slots) - the node's replication slots (C(pg_replication_slots)) - C(name), C(type),
+          C(active), C(restart_lsn), C(wal_status) (V(reserved), V(extended), V(unreserved),
+          V(lost)), C(safe_wal_size), C(retained_bytes) (the node's current LSN minus the
+          slot's C(restart_lsn) - the WAL the slot holds back; null on a replica) and, on the
+          RW, C(node) (the node the slot feeds, null when none).
+        - C(slot) - of a node fed by the RW, its slot there (the C(slots) entry plus C(on),
+          the RW's name); null otherwise. C(max_slot_wal_keep_size) - the node's setting.
       type: dict
       sample:
         pdb1:
@@ -159,6 +171,11 @@ cluster:
                replay_lsn: 0/3000148, replay_lag_bytes: 0}
           lag_bytes: null
           streaming: null
+          max_slot_wal_keep_size: 512MB
+          slots:
+            - {name: pdb2, type: physical, active: true, restart_lsn: 0/3000148, wal_status: reserved,
+               safe_wal_size: 536870912, retained_bytes: 0, node: pdb2}
+          slot: null
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -36,3 +36,84 @@ def test_reserved_and_invalid_parameters_are_refused():
     assert problems == ["'bad name' is not a valid parameter name",
                         'parameter port is managed by polardb.stack and cannot be set in polardb_parameters',
                         'parameter ssl_ciphers is managed by polardb.stack and cannot be set in polardb_parameters']
+
+
+# ------------------------------------------------------------- settings
+
+from ansible_collections.polardb.stack.plugins.module_utils.cluster_spec import (  # noqa: E402
+    eligible_sync_replicas, setting_problems)
+
+NODES = [{'name': 'pdb1', 'kind': 'replica', 'slot': 'pdb1', 'address': '10.0.0.1'},
+         {'name': 'pdb2', 'kind': 'replica', 'slot': 'pdb2', 'address': '10.0.0.2'},
+         {'name': 'pdb3', 'kind': 'replica', 'slot': 'pdb3', 'address': '10.0.0.3'}]
+GOOD = {'polardb_cluster': 'demo', 'polardb_synchronous_replicas': 0, 'polardb_port': 5432, 'polardb_fstype': 'xfs',
+        'polardb_fence_driver': 'lab', 'polardb_lab_array_url': 'http://x', 'polardb_wait_timeout': 300,
+        'polardb_wait_interval': 2, 'polardb_probe_timeout': 3, 'polardb_switchover_max_lag_bytes': 16777216,
+        'polardb_storage_force': False, 'polardb_failover_unfenced': 'false', 'polardb_lun_multipath': 'auto',
+        'polardb_engine_major': '15', 'polardb_mount_root': '/srv/polardb', 'polardb_superuser': 'postgres',
+        'polardb_replication_user': 'replicator', 'polardb_app_user': 'app', 'polardb_app_db': 'app',
+        'polardb_client_networks': ['10.0.0.0/24', '::1'], 'polardb_max_slot_wal_keep_size': 'auto',
+        'polardb_max_slot_wal_keep_fraction': 0.25}
+
+
+def bad(**changes):
+    return setting_problems(dict(GOOD, **changes), NODES, 'pdb1')
+
+
+def test_the_defaults_pass():
+    assert setting_problems(GOOD, NODES, 'pdb1') == []
+    assert bad(polardb_synchronous_replicas='2', polardb_max_slot_wal_keep_size='8GB') == []
+
+
+def test_synchronous_replicas_count_only_replicas_never_the_rw_or_standbys():
+    assert eligible_sync_replicas(NODES, 'pdb1') == ['pdb2', 'pdb3']
+    nodes = NODES[:2] + [dict(NODES[2], kind='standby')]
+    assert eligible_sync_replicas(nodes, 'pdb2') == ['pdb1']
+    assert bad(polardb_synchronous_replicas='7') == [
+        "polardb_synchronous_replicas='7' must be an integer from 0 to 2 "
+        "(the replicas that can acknowledge a commit of the RW pdb1: pdb2, pdb3)"]
+    assert setting_problems({'polardb_synchronous_replicas': 2}, nodes, 'pdb1')[0].startswith(
+        'polardb_synchronous_replicas=2 must be an integer from 0 to 1')
+    assert 'from 0 to 2' in bad(polardb_synchronous_replicas=-1)[0]
+    assert 'from 0 to 2' in bad(polardb_synchronous_replicas='two')[0]
+    assert 'from 0 to 2' in bad(polardb_synchronous_replicas=True)[0]
+
+
+def test_each_refusal_names_the_variable_and_the_allowed_values():
+    cases = {
+        'polardb_port': (70000, 'polardb_port=70000 must be an integer from 1 to 65535'),
+        'polardb_fstype': ('btrfs', "polardb_fstype='btrfs' must be one of xfs, ext4"),
+        'polardb_fence_driver': ('stonith', "polardb_fence_driver='stonith' must be one of none, scsi3_pr, nvme, lab"),
+        'polardb_wait_timeout': (0, 'polardb_wait_timeout=0 must be an integer >= 1'),
+        'polardb_wait_interval': ('soon', "polardb_wait_interval='soon' must be an integer >= 1"),
+        'polardb_switchover_max_lag_bytes': (-1, 'polardb_switchover_max_lag_bytes=-1 must be an integer >= 0'),
+        'polardb_storage_force': ('perhaps', "polardb_storage_force='perhaps' must be a boolean"),
+        'polardb_lun_multipath': ('maybe', "polardb_lun_multipath='maybe' must be one of auto, yes, no"),
+        'polardb_engine_major': ('fifteen', "polardb_engine_major='fifteen' must be a major version number"),
+        'polardb_mount_root': ('srv', "polardb_mount_root='srv' must be an absolute path"),
+        'polardb_app_user': ('App User', "polardb_app_user='App User' must be 1 to 63 lower-case letters"),
+        'polardb_client_networks': (['10.0.0.0/33'], "polardb_client_networks: '10.0.0.0/33' is not a network"),
+        'polardb_max_slot_wal_keep_size': ('lots', "polardb_max_slot_wal_keep_size='lots' must be auto, -1"),
+        'polardb_max_slot_wal_keep_fraction': (2, 'polardb_max_slot_wal_keep_fraction=2 must be a number above 0'),
+        'polardb_cluster': ('Demo!', "cluster='Demo!' must be 1 to 31 lower-case letters"),
+    }
+    for var, (value, message) in cases.items():
+        problems = bad(**{var: value})
+        assert len(problems) == 1 and problems[0].startswith(message), (var, problems)
+
+
+def test_combinations():
+    assert bad(polardb_wait_interval=600) == ['polardb_wait_interval=600 must not exceed polardb_wait_timeout=300']
+    assert bad(polardb_lab_array_url='')[0].startswith('polardb_fence_driver=lab needs polardb_lab_array_url')
+    assert bad(polardb_client_networks='10.0.0.0/24') == [
+        "polardb_client_networks='10.0.0.0/24' must be a list of networks such as 10.0.0.0/24"]
+
+
+def test_slot_names_must_be_valid_and_distinct():
+    nodes = [dict(NODES[0], slot='pdb_1'), dict(NODES[1], name='pdb-1', slot='pdb_1'),
+             dict(NODES[2], slot='x' * 64)]
+    problems = setting_problems({}, nodes, 'pdb1')
+    assert problems == [
+        "pdb3: polardb_slot_name='%s' must be 1 to 63 lower-case letters, digits or _" % ('x' * 64),
+        'nodes pdb1, pdb-1 share the replication slot name pdb_1 (polardb_slot_name, from the host name): '
+        'rename a host or set polardb_slot_name']

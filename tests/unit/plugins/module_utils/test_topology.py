@@ -158,8 +158,9 @@ def test_probe_sql_is_one_json_column_named_probe():
     assert t.PROBE_SQL.rstrip().endswith('::text AS probe')
     # pg_current_wal_lsn() fails during recovery: only ever behind a CASE.
     guarded = (t.PROBE_SQL.count('ELSE pg_current_wal_lsn()')
-               + t.PROBE_SQL.count('ELSE pg_walfile_name(pg_current_wal_lsn())'))
-    assert t.PROBE_SQL.count('pg_current_wal_lsn()') == guarded == 3
+               + t.PROBE_SQL.count('ELSE pg_walfile_name(pg_current_wal_lsn())')
+               + t.PROBE_SQL.count('ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)'))
+    assert t.PROBE_SQL.count('pg_current_wal_lsn()') == guarded == 4
 
 
 # ------------------------------------------------------------ build_topology
@@ -470,3 +471,64 @@ def test_probe_all_reports_a_hung_probe_unreachable():
     assert out[0]['name'] == 'ok' and out[0]['reachable'] is True
     assert out[1] == {'name': 'stuck', 'host': 'b', 'port': 2, 'reachable': False,
                       'error': 'no answer within 0.3 s', 'state': None}
+
+
+# ---------------------------------------------------------- slots and WAL
+
+def slot_row(name, restart='0/3000000', status='reserved', retained=None, safe=None, active=True):
+    return {'slot_name': name, 'slot_type': 'physical', 'active': active, 'restart_lsn': restart,
+            'wal_status': status, 'safe_wal_size': safe, 'retained_bytes': retained}
+
+
+def slot_probes(slots, lsn='0/3000148', keep='512MB'):
+    rw = primary_raw(lsn=lsn, replication=[rep_row('pdb2', '10.0.0.2', 'pdb2'), rep_row('pdb3', '10.0.0.3', 'pdb3')])
+    rw['slots'] = slots
+    rw['max_slot_wal_keep_size'] = keep
+    return [up('pdb1', '10.0.0.1', rw),
+            up('pdb2', '10.0.0.2', replica_raw(slot='pdb2')),
+            up('pdb3', '10.0.0.3', replica_raw(slot='pdb3'))]
+
+
+def test_each_replica_shows_the_wal_its_slot_retains_on_the_rw():
+    c = t.build_topology(slot_probes([slot_row('pdb2', '0/3000100', retained=72, safe=536870840),
+                                      slot_row('pdb3', '0/2000000', safe=519000000)]))
+    assert c['healthy'], c['problems']
+    assert c['nodes']['pdb1']['max_slot_wal_keep_size'] == '512MB'
+    pdb2, pdb3 = c['nodes']['pdb2']['slot'], c['nodes']['pdb3']['slot']
+    assert (pdb2['name'], pdb2['on'], pdb2['retained_bytes'], pdb2['wal_status'], pdb2['safe_wal_size']) == \
+        ('pdb2', 'pdb1', 72, 'reserved', 536870840)
+    # retained computed from the LSNs when the probe did not (0/3000148 - 0/2000000)
+    assert pdb3['retained_bytes'] == 0x1000148
+    assert [s['node'] for s in c['nodes']['pdb1']['slots']] == ['pdb2', 'pdb3']
+    assert c['nodes']['pdb1']['slot'] is None
+
+
+def test_a_lost_slot_is_a_problem_naming_the_node():
+    c = t.build_topology(slot_probes([slot_row('pdb2'), slot_row('pdb3', None, 'lost', active=False)]))
+    assert not c['healthy']
+    assert c['problems'] == [
+        'pdb3: its replication slot pdb3 on the RW pdb1 is lost (wal_status lost): the WAL it needs was removed '
+        '(max_slot_wal_keep_size 512MB); rebuild pdb3 (playbooks/rebuild_node.yml)']
+    assert c['nodes']['pdb3']['slot']['wal_status'] == 'lost'
+
+
+def test_an_unreserved_slot_is_a_problem_and_an_orphan_slot_is_named():
+    c = t.build_topology(slot_probes([slot_row('pdb2', status='unreserved', retained=600000000, safe=-1),
+                                      slot_row('old_node', status='lost')]))
+    assert c['problems'][0].startswith('pdb2: its replication slot pdb2 on the RW pdb1 holds 600000000 bytes, '
+                                       'more than max_slot_wal_keep_size 512MB (wal_status unreserved)')
+    assert c['problems'][1].startswith('no node of the cluster: its replication slot old_node on the RW pdb1 is lost')
+
+
+def test_slot_owner_by_the_collections_slot_name():
+    assert t.slot_name_of('PDB-2.example') == 'pdb_2_example'
+    probes = slot_probes([slot_row('pdb_3', status='lost')])
+    probes[2]['name'] = 'pdb-3'
+    probes[2]['state']['upstream']['slot'] = None
+    c = t.build_topology(probes)
+    assert c['problems'][0].startswith('pdb-3: its replication slot pdb_3')
+
+
+def test_a_probe_without_slots_still_builds():
+    c = t.build_topology(healthy_probes())
+    assert c['healthy'] and c['nodes']['pdb1']['slots'] == [] and c['nodes']['pdb2']['slot'] is None

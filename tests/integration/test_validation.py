@@ -1,0 +1,149 @@
+"""Validation before any change (issue 7, part 2) and bounded WAL (part 7),
+against the lab's live, converged cluster "demo" (1 RW + 2 replicas).
+
+Every bad input is refused (rc != 0) with a message naming the input, and
+leaves unchanged, on every node: the sha256 of every managed file and the
+engine's control data, postmaster start and configuration load times (a
+reload or restart would move them)."""
+import json
+import re
+import shlex
+
+import pytest
+import yaml
+
+from labtools import one_line
+
+MANAGED = '/etc/polardb-stack/demo'
+PSQL = "cd / && runuser -u postgres -- psql -XAtq -h /var/run/postgresql -d postgres -c "
+# pg_controldata lines that move while an idle engine runs (not a change of ours)
+VOLATILE = re.compile(r'^(pg_control last modified|Minimum recovery ending location|Min recovery ending loc)')
+
+
+def fingerprint(ssh, host):
+    files = ssh(host, 'find %s /etc/systemd/system/polardb@.service -type f | sort | xargs sha256sum' % MANAGED).stdout
+    control = ssh(host, 'LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /srv/polardb/demo/data').stdout
+    control = '\n'.join(line for line in control.splitlines() if not VOLATILE.match(line))
+    engine = ssh(host, PSQL + shlex.quote('select pg_postmaster_start_time(), pg_conf_load_time()')).stdout
+    return {'files': files, 'control': control, 'engine': engine}
+
+
+@pytest.fixture(scope='module')
+def nodes(lab_hosts):
+    return sorted(lab_hosts)
+
+
+@pytest.fixture(scope='module')
+def quiet_cluster(ssh, nodes, playbook):
+    """A healthy demo with a fresh checkpoint on the RW and restartpoints on the
+    replicas, so that no timed checkpoint moves the control data mid-test."""
+    run = playbook('status', '-e', 'cluster=demo')
+    assert run.rc == 0 and 'healthy: yes' in run.output, run.output[-3000:]
+    roles = {h: ssh(h, PSQL + shlex.quote('select pg_is_in_recovery()')).stdout.strip() for h in nodes}
+    rw = [h for h, r in roles.items() if r == 'f']
+    assert len(rw) == 1, roles
+    ssh(rw[0], PSQL + 'checkpoint')
+    for h in nodes:
+        if h != rw[0]:
+            ssh(h, PSQL + 'checkpoint')   # a restartpoint on a replica
+    return rw[0]
+
+
+def refused(playbook, ssh, nodes, args, *fragments):
+    before = {h: fingerprint(ssh, h) for h in nodes}
+    run = playbook('create_cluster', '-e', 'cluster=demo', *args)
+    text = one_line(run.output)
+    assert run.rc != 0, text[-3000:]
+    for fragment in fragments:
+        assert fragment in text, 'expected %r in:\n%s' % (fragment, text[-3000:])
+    assert 'Nothing was changed' in text
+    assert 'Engine | Install' not in text, 'the run went past preflight'
+    assert run.changed() == {}, run.changed()
+    assert {h: fingerprint(ssh, h) for h in nodes} == before
+    return text
+
+
+def params(**values):
+    return ['-e', json.dumps({'polardb_parameters': values})]
+
+
+# The issue's inputs, then our own. (extra vars, fragments the refusal must name)
+CASES = {
+    'sync_replicas_7': (['-e', 'polardb_synchronous_replicas=7'],
+                        ["polardb_synchronous_replicas='7' must be an integer from 0 to 2"]),
+    'shared_buffers_lots': (params(shared_buffers='lots'), ["shared_buffers='lots': not an integer"]),
+    'max_connections_negative': (params(max_connections='-5'),
+                                 ["max_connections='-5' (-5) is outside the valid range 1 .. 262143"]),
+    'no_such_param': (params(no_such_param='1'), ['no_such_param is not a parameter of this engine']),
+    # ours
+    'sync_replicas_negative': (['-e', 'polardb_synchronous_replicas=-1'], ['polardb_synchronous_replicas=']),
+    'unit_in_lower_case': (params(shared_buffers='128mb'), ["shared_buffers='128mb': invalid unit 'mb'"]),
+    'time_out_of_range': (params(checkpoint_timeout='2d'), ["checkpoint_timeout='2d'", 'outside the valid range']),
+    'enum_value': (params(wal_level='archive'), ["wal_level='archive': allowed values are minimal, replica, logical"]),
+    'boolean': (params(hot_standby='maybe'), ["hot_standby='maybe': not a boolean"]),
+    'internal_parameter': (params(wal_segment_size='32MB'), ['wal_segment_size cannot be set']),
+    'reserved_ssl': (params(ssl='off'), ['parameter ssl is managed by polardb.stack']),
+    'misspelt_name': (params(shared_bufers='1GB'), ['shared_bufers is not a parameter', 'did you mean shared_buffers']),
+    'parameters_not_a_mapping': (['-e', 'polardb_parameters=lots'], ['polardb_parameters must be a mapping']),
+    'port': (['-e', 'polardb_port=70000'], ['polardb_port=', 'must be an integer from 1 to 65535']),
+    'fstype': (['-e', 'polardb_fstype=btrfs'], ["polardb_fstype='btrfs' must be one of xfs, ext4"]),
+    'fence_driver': (['-e', 'polardb_fence_driver=stonith'], ["polardb_fence_driver='stonith' must be one of"]),
+    'wait_timeout': (['-e', 'polardb_wait_timeout=0'], ['polardb_wait_timeout=', 'must be an integer >= 1']),
+    'wait_interval': (['-e', 'polardb_wait_interval=600'],
+                      ['polardb_wait_interval=600 must not exceed polardb_wait_timeout=300']),
+    'max_lag_bytes': (['-e', 'polardb_switchover_max_lag_bytes=-1'],
+                      ['polardb_switchover_max_lag_bytes=', 'must be an integer >= 0']),
+    'client_networks': (['-e', json.dumps({'polardb_client_networks': ['10.0.0.0/33']})],
+                        ["polardb_client_networks: '10.0.0.0/33' is not a network"]),
+    'wal_keep_size': (['-e', 'polardb_max_slot_wal_keep_size=lots'],
+                      ["polardb_max_slot_wal_keep_size='lots' must be auto, -1"]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_bad_input_is_refused_and_changes_nothing(case, quiet_cluster, playbook, ssh, nodes):
+    args, fragments = CASES[case]
+    refused(playbook, ssh, nodes, args, *fragments)
+
+
+def test_a_refused_first_creation_leaves_nothing_on_the_host(playbook, ssh, lab_hosts, tmp_path):
+    wwid = lab_hosts['pdb3']['lab_luns']['spare3']
+    device = '/dev/disk/by-id/wwn-0x' + wwid
+    inv = tmp_path / 'negv.yml'
+    inv.write_text(yaml.safe_dump({'all': {'children': {'polardb_negv': {
+        'vars': {'polardb_initial_primary': 'v1'},
+        'hosts': {'v1': {'ansible_host': lab_hosts['pdb3']['ansible_host'], 'polardb_lun_wwid': wwid}}}}}}))
+    state = ('test -e /etc/polardb-stack/negv && echo conf; grep -c " /srv/polardb/negv " /etc/fstab || true; '
+             'test -e /srv/polardb/negv && echo mountpoint; blkid -p %s || true; '
+             'dd if=%s bs=1M count=4 status=none | sha256sum' % (device, device))
+    before = ssh('pdb3', state).stdout
+    assert 'TYPE=' not in before, 'the spare LUN is not blank: %s' % before
+    run = playbook('create_cluster', '-e', 'cluster=negv', '-e', 'polardb_parameter_catalog=shipped',
+                   *params(shared_buffers='lots'), inventories=[inv])
+    text = one_line(run.output)
+    assert run.rc != 0, text[-3000:]
+    assert "shared_buffers='lots': not an integer" in text and 'Nothing was changed' in text
+    assert run.changed() == {}, run.changed()
+    assert ssh('pdb3', state).stdout == before
+
+
+def test_status_shows_each_slots_retained_wal_and_the_bound(playbook, ssh, quiet_cluster, nodes):
+    rw = quiet_cluster
+    keep = ssh(rw, PSQL + shlex.quote('show max_slot_wal_keep_size')).stdout.strip()
+    # derived from the 2 GiB lab LUN: a quarter of it
+    assert keep == '512MB'
+    run = playbook('status', '-e', 'cluster=demo')
+    assert run.rc == 0, run.output[-3000:]
+    text = run.output
+    assert 'slot_wal_bytes' in text and 'wal_status' in text
+    rows = [line.strip().lstrip('-').strip().strip('"').strip("'").split()
+            for line in text.splitlines() if ':5432' in line and 'pdb' in line]
+    replicas = [r for r in rows if r[0] != rw]
+    assert len(replicas) == len(nodes) - 1, rows
+    for r in replicas:
+        assert r[-1] == 'reserved' and r[-2].isdigit(), r
+    assert 'max_slot_wal_keep_size on the RW %s: 512MB' % rw in text
+    # the slots the table shows are the RW's own
+    slots = ssh(rw, PSQL + shlex.quote("select string_agg(slot_name || ':' || wal_status, ' ' order by slot_name) "
+                                       "from pg_replication_slots")).stdout.split()
+    assert slots == ['%s:reserved' % r[0] for r in sorted(replicas)]
