@@ -55,7 +55,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - A URI such as C(postgresql://app:...@10.0.0.1:5432,10.0.0.2:5432/app?target_session_attrs=read-write&connect_timeout=2&sslmode=verify-full&sslrootcert=/home/me/.config/polardb-stack/secrets/demo/tls/ca.crt).
+    - A URI such as C(postgresql://app:...@10.0.0.1:5432,10.0.0.2:5432/app?target_session_attrs=read-write&connect_timeout=2&sslmode=verify-full)
+      followed by C(&sslrootcert=/home/me/.config/polardb-stack/secrets/demo/tls/ca.crt) when O(sslrootcert) is given.
   type: str
 """
 

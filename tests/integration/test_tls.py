@@ -126,8 +126,8 @@ def test_tls_files_and_settings_on_the_nodes(ssh, lab_hosts):
     assert os.stat(TLS_DIR).st_mode & 0o777 == 0o700
 
 
-def test_a_converge_keeps_the_certificates_and_renews_one_whose_names_changed(playbook, ssh, lab_hosts,
-                                                                             tmp_path):
+def test_a_converge_keeps_the_certificates_and_renews_one_whose_names_changed(
+        playbook, ssh, lab_hosts, tmp_path):
     before, on_nodes = tls_files(), node_files(ssh, lab_hosts)
     run = playbook('create_cluster', '-e', 'cluster=demo')
     assert run.rc == 0, run.output[-3000:]
