@@ -36,17 +36,27 @@ options:
     description: libpq C(target_session_attrs), for example C(read-write), C(standby), C(any).
     type: str
     default: read-write
+  sslrootcert:
+    description:
+      - The CA certificate file the client checks the nodes' certificates with
+        (C(sslmode=verify-full)), where the client runs, for example the
+        cluster's CA on the controller (C(polardb_tls_ca_cert)).
+      - Without it the URI says C(sslmode=verify-full) only, and libpq uses
+        C(~/.postgresql/root.crt).
+    type: str
 """
 
 EXAMPLES = r"""
 - name: DSN for the application
   ansible.builtin.debug:
-    msg: "{{ nodes | polardb.stack.dsn('app', app_password, 'app') }}"
+    msg: "{{ nodes | polardb.stack.dsn('app', app_password, 'app', sslrootcert=polardb_tls_ca_cert) }}"
 """
 
 RETURN = r"""
 _value:
-  description: A URI such as C(postgresql://app:...@10.0.0.1:5432,10.0.0.2:5432/app?target_session_attrs=read-write&connect_timeout=2).
+  description:
+    - A URI such as C(postgresql://app:...@10.0.0.1:5432,10.0.0.2:5432/app?target_session_attrs=read-write&connect_timeout=2&sslmode=verify-full)
+      followed by C(&sslrootcert=/home/me/.config/polardb-stack/secrets/demo/tls/ca.crt) when O(sslrootcert) is given.
   type: str
 """
 
@@ -56,10 +66,13 @@ except ImportError:  # pragma: no cover - Python 2
     from urllib import quote
 
 
-def dsn(nodes, user, password, dbname, session_attrs='read-write'):
+def dsn(nodes, user, password, dbname, session_attrs='read-write', sslrootcert=None):
     hosts = ','.join('%s:%s' % (n['host'], n['port']) for n in nodes)
-    return 'postgresql://%s:%s@%s/%s?target_session_attrs=%s&connect_timeout=2' % (
+    uri = 'postgresql://%s:%s@%s/%s?target_session_attrs=%s&connect_timeout=2&sslmode=verify-full' % (
         quote(user, safe=''), quote(password, safe=''), hosts, quote(dbname, safe=''), session_attrs)
+    if sslrootcert:
+        uri += '&sslrootcert=%s' % quote(sslrootcert, safe='/')
+    return uri
 
 
 class FilterModule(object):

@@ -435,6 +435,10 @@ class Instance(object):
         environ = {'PGCONNECT_TIMEOUT': str(BASEBACKUP_CONNECT_TIMEOUT)}
         if source.get('application_name'):
             environ['PGAPPNAME'] = source['application_name']
+        if source.get('ssl_mode'):
+            environ['PGSSLMODE'] = source['ssl_mode']
+        if source.get('ca_cert'):
+            environ['PGSSLROOTCERT'] = source['ca_cert']
         passfile = None
         if source.get('password'):
             passfile = self._secret_file('polardb-pgpass-',

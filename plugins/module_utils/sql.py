@@ -6,7 +6,9 @@
 ``connect()`` uses psycopg 3 when it is importable, else psycopg2; the session
 is in autocommit and returns rows as dicts. ``connection_argument_spec()`` is
 the one spec of the connection options (documented by the
-``polardb.stack.connection`` doc fragment).
+``polardb.stack.connection`` doc fragment): community.postgresql's common
+options that fit a module given its nodes (login and TLS), plus our own.
+``libpq_params()`` maps the TLS options onto libpq keywords for ``connect()``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +20,8 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
+    postgres_common_argument_spec)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 DRIVER = None
@@ -48,14 +52,38 @@ def one_line(text):
     return ' '.join(str(text).split())
 
 
+# community.postgresql's connection options our modules take as they are.
+# Not login_host/login_port/login_unix_socket: our modules are given their
+# nodes (cluster_info's nodes, switchover's target), always over TCP.
+COMMUNITY_OPTIONS = ('login_user', 'login_password', 'ssl_mode', 'ca_cert', 'ssl_cert', 'ssl_key',
+                     'connect_params')
+# libpq keyword of each TLS option (as community.postgresql maps them).
+LIBPQ_TLS_KEYWORDS = (('ssl_mode', 'sslmode'), ('ca_cert', 'sslrootcert'),
+                      ('ssl_cert', 'sslcert'), ('ssl_key', 'sslkey'))
+DEFAULT_SSL_MODE = 'verify-full'
+
+
 def connection_argument_spec():
     """Options shared by every module that connects over TCP."""
-    return dict(
-        login_user=dict(type='str', default='postgres'),
-        login_password=dict(type='str', no_log=True),
+    common = postgres_common_argument_spec()
+    spec = dict((name, dict(common[name])) for name in COMMUNITY_OPTIONS)
+    # its deprecated alias "login" is community.postgresql's to retire, not ours to start
+    spec['login_user'] = dict(type='str', default='postgres')
+    # the engines of a cluster serve TLS only; a node proves its name with the cluster's CA
+    spec['ssl_mode']['default'] = DEFAULT_SSL_MODE
+    spec.update(
         login_db=dict(type='str', default='postgres'),
         connect_timeout=dict(type='int', default=3),
     )
+    return spec
+
+
+def libpq_params(params):
+    """libpq keywords from a module's TLS options and connect_params (those win)."""
+    out = dict((keyword, params[option]) for option, keyword in LIBPQ_TLS_KEYWORDS
+               if params.get(option) not in (None, ''))
+    out.update(params.get('connect_params') or {})
+    return out
 
 
 def partition_bounds(connect_timeout):
@@ -122,11 +150,12 @@ class Session(object):
 
 
 def connect(host, port, user, password, dbname, connect_timeout, application_name,
-            statement_timeout_ms=None):
+            statement_timeout_ms=None, libpq=None):
     """Open an autocommit session returning dict rows; PolarDBError on failure.
 
     ``password`` goes to the driver only (never into a message). With
     ``statement_timeout_ms`` every statement of the session is bounded too.
+    ``libpq``: further libpq keywords (``libpq_params()``: sslmode, sslrootcert, ...).
     """
     if not HAS_DRIVER:
         raise PolarDBError('no PostgreSQL driver: install psycopg (python3-psycopg) or psycopg2',
@@ -138,6 +167,7 @@ def connect(host, port, user, password, dbname, connect_timeout, application_nam
         params['password'] = password
     if statement_timeout_ms:
         params['options'] = '-c statement_timeout=%d' % int(statement_timeout_ms)
+    params.update(libpq or {})
     try:
         if DRIVER == 'psycopg':
             conn = psycopg.connect(autocommit=True, row_factory=_dict_row, **params)

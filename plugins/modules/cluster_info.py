@@ -85,6 +85,7 @@ EXAMPLES = r'''
       - {name: pdb2, host: 10.213.77.12, port: 5432}
       - {name: pdb3, host: 10.213.77.13, port: 5432}
     login_password: "{{ polardb_superuser_password }}"
+    ca_cert: /etc/polardb-stack/demo/ca.crt
   register: topo
 
 - name: Stop unless exactly one RW answers
@@ -96,6 +97,7 @@ EXAMPLES = r'''
   polardb.stack.cluster_info:
     nodes: "{{ polardb_nodes }}"
     login_password: "{{ polardb_superuser_password }}"
+    ca_cert: /etc/polardb-stack/demo/ca.crt
     max_lag_bytes: 16777216
   register: topo
   until: topo.cluster.healthy
@@ -178,6 +180,8 @@ cluster:
           slot: null
 '''
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError, fail_on_error
@@ -193,9 +197,10 @@ def discover(params):
     if duplicates:
         raise PolarDBError('node names must be unique: %s' % ', '.join(duplicates))
     timeout = params['connect_timeout']
+    connect = functools.partial(sql.connect, libpq=sql.libpq_params(params))
 
     def probe_one(node):
-        return probe_node(node, sql.connect, params['login_user'], params['login_password'],
+        return probe_node(node, connect, params['login_user'], params['login_password'],
                           params['login_db'], timeout)
 
     probes = probe_all(nodes, probe_one, timeout * 2 + 5)

@@ -84,6 +84,17 @@ options:
       application_name:
         description: C(application_name) of the base backup's connections.
         type: str
+      ssl_mode:
+        description:
+          - TLS of the base backup's connections (libpq C(sslmode)).
+          - V(verify-full) checks that the source's certificate is signed by
+            O(source.ca_cert) and names O(source.host).
+        type: str
+        default: verify-full
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file on the node (libpq C(sslrootcert)) that signed the source's certificate.
+        type: path
   initdb_options:
     description: Further initdb options (after C(--auth-local=peer --auth-host=scram-sha-256)).
     type: list
@@ -227,6 +238,9 @@ def main():
             password=dict(type='str', no_log=True),
             slot=dict(type='str'),
             application_name=dict(type='str'),
+            ssl_mode=dict(type='str', default='verify-full',
+                          choices=['allow', 'disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
+            ca_cert=dict(type='path'),
         )),
         initdb_options=dict(type='list', elements='str', default=list(DEFAULT_INITDB_OPTIONS)),
         allow_overwrite=dict(type='bool', default=False),

@@ -157,6 +157,7 @@ EXAMPLES = r'''
   polardb.stack.cluster_info:
     nodes: "{{ polardb_nodes }}"
     login_password: "{{ polardb_superuser_password }}"
+    ca_cert: /etc/polardb-stack/demo/ca.crt
   register: topo
   no_log: true
 
@@ -177,6 +178,7 @@ EXAMPLES = r'''
     service: polardb@demo.service
     port: 5432
     login_password: "{{ polardb_superuser_password }}"
+    ca_cert: /etc/polardb-stack/demo/ca.crt
   delegate_to: "{{ topo.cluster.rw }}"
   register: sw
 
@@ -272,7 +274,7 @@ def build(module):
     def connect():
         return sql.connect(target['host'], target['port'], p['login_user'], p['login_password'],
                            p['login_db'], p['connect_timeout'], 'polardb.stack switchover',
-                           statement_timeout_ms=statement_timeout_ms)
+                           statement_timeout_ms=statement_timeout_ms, libpq=sql.libpq_params(p))
 
     runner = CommandRunner(module)
     instance = from_params(runner, p)

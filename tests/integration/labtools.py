@@ -18,7 +18,8 @@ def one_line(text):
 
 
 def lab_dsn(lab, cluster='demo', session_attrs='read-write', secrets_dir=None):
-    """The application's multi-host DSN for a cluster of the lab (as `make dsn`)."""
+    """The application's multi-host DSN for a cluster of the lab (as `make dsn`):
+    over TLS, every node's certificate checked against the cluster's CA."""
     from urllib.parse import quote
     secrets_dir = secrets_dir or os.path.expanduser('~/.config/polardb-stack/secrets/%s' % cluster)
     with open(os.path.join(secrets_dir, 'app')) as f:
@@ -29,7 +30,14 @@ def lab_dsn(lab, cluster='demo', session_attrs='read-write', secrets_dir=None):
     # tcp_user_timeout: a powered-off RW must not hang the client for minutes.
     return ('postgresql://app:%s@%s/app?target_session_attrs=%s&connect_timeout=2'
             '&tcp_user_timeout=2000&keepalives_idle=1&keepalives_interval=1&keepalives_count=2'
-            % (quote(password, safe=''), addresses, session_attrs))
+            '&sslmode=verify-full&sslrootcert=%s'
+            % (quote(password, safe=''), addresses, session_attrs, quote(lab_ca(cluster, secrets_dir), safe='/')))
+
+
+def lab_ca(cluster='demo', secrets_dir=None):
+    """The cluster's CA certificate on the controller (made by create_cluster)."""
+    secrets_dir = secrets_dir or os.path.expanduser('~/.config/polardb-stack/secrets/%s' % cluster)
+    return os.path.join(secrets_dir, 'tls', 'ca.crt')
 
 
 class Writer(object):

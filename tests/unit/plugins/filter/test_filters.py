@@ -11,8 +11,15 @@ def test_dsn_lists_every_node_and_encodes_the_password():
     nodes = [{'name': 'a', 'host': '10.0.0.1', 'port': 5432}, {'name': 'b', 'host': '10.0.0.2', 'port': 5433}]
     assert dsn(nodes, 'app', 'p@ss/w:rd', 'app') == (
         'postgresql://app:p%40ss%2Fw%3Ard@10.0.0.1:5432,10.0.0.2:5433/app'
-        '?target_session_attrs=read-write&connect_timeout=2')
-    assert dsn(nodes, 'app', 'x', 'app', 'standby').endswith('target_session_attrs=standby&connect_timeout=2')
+        '?target_session_attrs=read-write&connect_timeout=2&sslmode=verify-full')
+    assert dsn(nodes, 'app', 'x', 'app', 'standby').endswith(
+        'target_session_attrs=standby&connect_timeout=2&sslmode=verify-full')
+
+
+def test_dsn_names_the_ca_that_verifies_the_nodes():
+    nodes = [{'name': 'a', 'host': '10.0.0.1', 'port': 5432}]
+    assert dsn(nodes, 'app', 'x', 'app', sslrootcert='/home/me/my secrets/demo/tls/ca.crt').endswith(
+        '&connect_timeout=2&sslmode=verify-full&sslrootcert=/home/me/my%20secrets/demo/tls/ca.crt')
 
 
 def test_topology_table_shows_roles_states_and_problems():

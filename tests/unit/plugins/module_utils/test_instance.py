@@ -401,7 +401,8 @@ def test_replica_base_backup(tmp_path):
     bb = Basebackup()
     runner = FakeRunner({'pg_basebackup': bb, 'pg_controldata': controldata()})
     source = {'host': '10.0.0.1', 'port': 5433, 'user': 'replicator', 'password': 'R3pl:pw',
-              'slot': 'pdb2', 'application_name': 'pdb2'}
+              'slot': 'pdb2', 'application_name': 'pdb2', 'ssl_mode': 'verify-full',
+              'ca_cert': '/etc/polardb-stack/demo/ca.crt'}
     r = new_instance(runner, data).ensure('replica', source=source, expected_system_identifier=SYSID)
     assert r['changed'] is True
     assert r['diff']['after'] == {'initialized': True, 'system_identifier': SYSID}
@@ -411,6 +412,9 @@ def test_replica_base_backup(tmp_path):
                             '--checkpoint=fast', '--no-password']
     assert call['become_user'] == OWNER
     assert call['environ']['PGAPPNAME'] == 'pdb2'
+    # over TLS, the source proving its name with the cluster's CA
+    assert call['environ']['PGSSLMODE'] == 'verify-full'
+    assert call['environ']['PGSSLROOTCERT'] == '/etc/polardb-stack/demo/ca.crt'
     assert bb.seen == {'mode': 0o600, 'content': '10.0.0.1:5433:*:replicator:R3pl\\:pw\n'}
     assert not os.path.exists(bb.passfile)
     assert 'R3pl' not in ' '.join(runner.executed) + repr(r)

@@ -89,11 +89,39 @@ def psycopg2(monkeypatch):
 
 def test_connection_argument_spec_hides_the_password():
     spec = sql.connection_argument_spec()
-    assert sorted(spec) == ['connect_timeout', 'login_db', 'login_password', 'login_user']
+    assert sorted(spec) == ['ca_cert', 'connect_params', 'connect_timeout', 'login_db', 'login_password',
+                            'login_user', 'ssl_cert', 'ssl_key', 'ssl_mode']
     assert spec['login_password']['no_log'] is True
-    assert spec['login_user']['default'] == 'postgres'
+    assert spec['login_user'] == {'type': 'str', 'default': 'postgres'}
     assert spec['login_db']['default'] == 'postgres'
     assert spec['connect_timeout'] == {'type': 'int', 'default': 3}
+
+
+def test_connection_argument_spec_reuses_community_postgresql_with_tls_verified():
+    from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
+        postgres_common_argument_spec)
+    common = postgres_common_argument_spec()
+    spec = sql.connection_argument_spec()
+    for name in ('login_password', 'ca_cert', 'ssl_cert', 'ssl_key', 'connect_params'):
+        assert spec[name] == common[name]
+    assert spec['ssl_mode']['choices'] == common['ssl_mode']['choices']
+    assert spec['ssl_mode']['default'] == 'verify-full'
+    assert common['ssl_mode']['default'] == 'prefer'  # theirs is left alone
+
+
+def test_libpq_params_map_tls_options_and_let_connect_params_win():
+    params = {'ssl_mode': 'verify-full', 'ca_cert': '/etc/polardb-stack/demo/ca.crt',
+              'ssl_cert': None, 'ssl_key': '', 'connect_params': {'keepalives_idle': 5, 'sslmode': 'require'}}
+    assert sql.libpq_params(params) == {'sslmode': 'require', 'sslrootcert': '/etc/polardb-stack/demo/ca.crt',
+                                        'keepalives_idle': 5}
+    assert sql.libpq_params({'ssl_mode': 'verify-full'}) == {'sslmode': 'verify-full'}
+
+
+def test_connect_passes_libpq_keywords(psycopg3):
+    sql.connect('10.0.0.1', 5432, 'postgres', 'pw', 'postgres', 3, 'x',
+                libpq={'sslmode': 'verify-full', 'sslrootcert': '/ca.crt'})
+    assert psycopg3.calls[0]['sslmode'] == 'verify-full'
+    assert psycopg3.calls[0]['sslrootcert'] == '/ca.crt'
 
 
 def test_connect_with_psycopg3(psycopg3):

@@ -97,7 +97,7 @@ NODES = [{'name': 'p', 'host': '127.0.0.1', 'port': 5433},
 
 def test_topology_with_an_unreachable_node(ansible):
     kind, result = ansible({'nodes': NODES, 'login_password': 'pw', 'connect_timeout': 2,
-                            '_ansible_check_mode': True})
+                            'ca_cert': '/etc/polardb-stack/demo/ca.crt', '_ansible_check_mode': True})
     assert kind is Exit
     assert result['changed'] is False
     c = result['cluster']
@@ -110,7 +110,9 @@ def test_topology_with_an_unreachable_node(ansible):
     assert c['nodes']['r']['lag_bytes'] == 0x48
     assert c['nodes']['bogus']['reachable'] is False
     assert sorted(ansible.connects) == sorted(
-        ('127.0.0.1', port, 'postgres', 'pw', 'postgres', 2, {'statement_timeout_ms': 2000})
+        ('127.0.0.1', port, 'postgres', 'pw', 'postgres', 2,
+         {'statement_timeout_ms': 2000,
+          'libpq': {'sslmode': 'verify-full', 'sslrootcert': '/etc/polardb-stack/demo/ca.crt'}})
         for port in (5433, 5434, 5499))
 
 

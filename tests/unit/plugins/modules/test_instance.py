@@ -157,6 +157,8 @@ def test_replica(ansible, tmp_path):
                               '--checkpoint=fast', '--no-password']
     assert ansible.host.secrets_seen == ['10.0.0.1:5432:*:replicator:%s\n' % REPL_PASSWORD]
     assert not os.path.exists(bb['environ']['PGPASSFILE'])
+    assert bb['environ']['PGSSLMODE'] == 'verify-full'  # the default
+    assert 'PGSSLROOTCERT' not in bb['environ']
     assert REPL_PASSWORD not in json.dumps(result)
 
 

@@ -158,6 +158,8 @@ def test_switchover_through_the_module(world):
     host, port, user, password, dbname, timeout, app, kw = world.connects[0]
     assert (host, port, user, password, dbname, timeout) == ('10.0.0.2', 5432, 'postgres', PASSWORD, 'postgres', 3)
     assert kw['statement_timeout_ms'] == (60 + 3 + 5) * 1000
+    # TLS: the target proves its name with a CA (verify-full unless told otherwise)
+    assert kw['libpq'] == {'sslmode': 'verify-full'}
     assert PASSWORD not in json.dumps(r)
 
 
