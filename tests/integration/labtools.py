@@ -149,3 +149,44 @@ def cluster_fingerprint(ssh, hosts, cluster='demo'):
     assert proc.returncode == 0, proc.stderr
     out['array'] = json.loads(proc.stdout)
     return out
+
+
+# SQL on a lab host, as postgres over the local socket (no password, no TLS).
+PSQL = 'cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql -U postgres -d postgres -c %s'
+
+
+def sql(ssh, host, query, check=True):
+    return ssh(host, PSQL % "'%s'" % query.replace("'", "'\"'\"'"), check=check).stdout.strip()
+
+
+def roles(ssh, hosts):
+    """{host: 'f' (accepts writes) | 't' (in recovery) | '' (no answer)}."""
+    return {h: sql(ssh, h, 'select pg_is_in_recovery()', check=False) for h in hosts}
+
+
+def the_rw(ssh, hosts):
+    """The one node that accepts writes (asserts there is exactly one)."""
+    found = roles(ssh, hosts)
+    rws = [h for h, r in found.items() if r == 'f']
+    assert len(rws) == 1, found
+    return rws[0]
+
+
+def streams_from(ssh, host, rw_ip, timeout=90):
+    """Wait until ``host``'s WAL receiver streams from ``rw_ip``."""
+    import time
+    deadline = time.time() + timeout
+    while True:
+        got = sql(ssh, host, "select sender_host || ':' || status from pg_stat_wal_receiver", check=False)
+        if got == rw_ip + ':streaming':
+            return
+        assert time.time() < deadline, '%s replicates as %r, not from %s' % (host, got, rw_ip)
+        time.sleep(0.5)
+
+
+def fault(playbook, host, action):
+    """Power a lab host off, cut it off the network, or restore it."""
+    extra = ['-e', '@' + LAB_VARS] if LAB_VARS else []
+    run = playbook('lab', *extra, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + host,
+                   '-e', 'lab_fault_action=' + action)
+    assert run.rc == 0, run.output[-3000:]

@@ -13,21 +13,13 @@ import uuid
 
 import pytest
 
-from labtools import LAB_VARS, one_line
+from labtools import PSQL, fault, one_line, sql, streams_from, the_rw
 
-PSQL = 'cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql -U postgres -d postgres -c %s'
 STATE = {}
 
 
-def sql(ssh, host, query, check=True):
-    return ssh(host, PSQL % "'%s'" % query.replace("'", "'\"'\"'"), check=check).stdout.strip()
 
 
-def the_rw(ssh, hosts):
-    roles = {h: sql(ssh, h, 'select pg_is_in_recovery()', check=False) for h in hosts}
-    rws = [h for h, r in roles.items() if r == 'f']
-    assert len(rws) == 1, roles
-    return rws[0]
 
 
 def no_lock_left(ssh, hosts):
@@ -35,21 +27,8 @@ def no_lock_left(ssh, hosts):
         assert ssh(h, 'test -e /var/lib/polardb-stack/locks/demo.json', check=False).returncode != 0, h
 
 
-def fault(playbook, host, action):
-    extra = ['-e', '@' + LAB_VARS] if LAB_VARS else []
-    run = playbook('lab', *extra, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + host,
-                   '-e', 'lab_fault_action=' + action)
-    assert run.rc == 0, run.output[-3000:]
 
 
-def streams_from(ssh, host, rw_ip, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        got = sql(ssh, host, "select sender_host || ':' || status from pg_stat_wal_receiver", check=False)
-        if got == rw_ip + ':streaming':
-            return
-        assert time.time() < deadline, '%s replicates as %r, not from %s' % (host, got, rw_ip)
-        time.sleep(0.5)
 
 
 def test_failover_is_refused_while_the_rw_is_healthy(playbook, ssh, lab_hosts):

@@ -9,21 +9,14 @@ import signal
 import subprocess
 import time
 
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN, one_line
+from labtools import LAB_INVENTORY, ROOT, VENV_BIN, one_line, sql, the_rw
 
 LOCK = '/var/lib/polardb-stack/locks/demo.json'
-PSQL = 'psql -XAtq -h /var/run/postgresql -U postgres -d postgres -c %s'
 SHORT_LEASE = ('-e', 'polardb_lock_lease_seconds=10')
 
 
-def sql(ssh, host, query, check=True):
-    return ssh(host, PSQL % "'%s'" % query.replace("'", "'\"'\"'"), check=check).stdout.strip()
 
 
-def the_rw(ssh, lab_hosts):
-    rws = [h for h in lab_hosts if sql(ssh, h, 'select pg_is_in_recovery()', check=False) == 'f']
-    assert len(rws) == 1, rws
-    return rws[0]
 
 
 def wait_streaming(ssh, lab_hosts, rw, timeout=90):

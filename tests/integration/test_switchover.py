@@ -9,23 +9,14 @@ import time
 
 import pytest
 
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN, Writer, lab_dsn, one_line
-
-PSQL = 'psql -XAtq -h /var/run/postgresql -U postgres -d postgres -c %s'
+from labtools import LAB_INVENTORY, ROOT, VENV_BIN, Writer, lab_dsn, one_line, sql, the_rw
 
 
-def sql(ssh, host, query, check=True):
-    return ssh(host, PSQL % "'%s'" % query.replace("'", "'\"'\"'"), check=check).stdout.strip()
 
 
-def roles(ssh, lab_hosts):
-    return {h: sql(ssh, h, 'select pg_is_in_recovery()', check=False) for h in lab_hosts}
 
 
-def the_rw(ssh, lab_hosts):
-    rws = [h for h, r in roles(ssh, lab_hosts).items() if r == 'f']
-    assert len(rws) == 1, roles(ssh, lab_hosts)
-    return rws[0]
+
 
 
 def wait_streaming(ssh, lab_hosts, rw, timeout=60):
