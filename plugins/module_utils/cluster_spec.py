@@ -64,7 +64,7 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
 
 
 FSTYPES = ('xfs', 'ext4')
-FENCE_DRIVERS = ('none', 'scsi3_pr', 'nvme', 'lab')
+FENCE_DRIVERS = ('none', 'scsi3_pr', 'nvme', 'command')
 MULTIPATH_MODES = ('auto', 'yes', 'no')
 _CLUSTER_RE = re.compile(r'^[a-z][a-z0-9_-]{0,30}$')
 _ROLE_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
@@ -157,8 +157,11 @@ def setting_problems(settings, nodes, rw):
         mp = settings['polardb_lun_multipath']
         if not (isinstance(mp, bool) or str(mp).lower() in MULTIPATH_MODES + _BOOL_TEXT):
             add('polardb_lun_multipath=%r must be one of %s' % (mp, ', '.join(MULTIPATH_MODES)))
-    if settings.get('polardb_fence_driver') == 'lab' and not settings.get('polardb_lab_array_url', 'x'):
-        add('polardb_fence_driver=lab needs polardb_lab_array_url (the lab writes it into its inventory)')
+    if settings.get('polardb_fence_driver') == 'command':
+        command = settings.get('polardb_fence_command')
+        if not (isinstance(command, (list, tuple)) and command and all(isinstance(a, str) and a for a in command)):
+            add('polardb_fence_driver=command needs polardb_fence_command, the fence command as a list of '
+                'arguments (got %r; see docs/fencing.md)' % (command,))
     wait, interval = _as_int(settings.get('polardb_wait_timeout')), _as_int(settings.get('polardb_wait_interval'))
     if wait and interval and wait > 0 and interval > wait:
         add('polardb_wait_interval=%d must not exceed polardb_wait_timeout=%d' % (interval, wait))

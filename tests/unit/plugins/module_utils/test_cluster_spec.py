@@ -47,7 +47,7 @@ NODES = [{'name': 'pdb1', 'kind': 'replica', 'slot': 'pdb1', 'address': '10.0.0.
          {'name': 'pdb2', 'kind': 'replica', 'slot': 'pdb2', 'address': '10.0.0.2'},
          {'name': 'pdb3', 'kind': 'replica', 'slot': 'pdb3', 'address': '10.0.0.3'}]
 GOOD = {'polardb_cluster': 'demo', 'polardb_synchronous_replicas': 0, 'polardb_port': 5432, 'polardb_fstype': 'xfs',
-        'polardb_fence_driver': 'lab', 'polardb_lab_array_url': 'http://x', 'polardb_wait_timeout': 300,
+        'polardb_fence_driver': 'command', 'polardb_fence_command': ['/usr/local/sbin/lab-fence', '{action}'], 'polardb_wait_timeout': 300,
         'polardb_wait_interval': 2, 'polardb_probe_timeout': 3, 'polardb_switchover_max_lag_bytes': 16777216,
         'polardb_storage_force': False, 'polardb_failover_unfenced': 'false', 'polardb_lun_multipath': 'auto',
         'polardb_engine_major': '15', 'polardb_mount_root': '/srv/polardb', 'polardb_superuser': 'postgres',
@@ -83,7 +83,7 @@ def test_each_refusal_names_the_variable_and_the_allowed_values():
     cases = {
         'polardb_port': (70000, 'polardb_port=70000 must be an integer from 1 to 65535'),
         'polardb_fstype': ('btrfs', "polardb_fstype='btrfs' must be one of xfs, ext4"),
-        'polardb_fence_driver': ('stonith', "polardb_fence_driver='stonith' must be one of none, scsi3_pr, nvme, lab"),
+        'polardb_fence_driver': ('stonith', "polardb_fence_driver='stonith' must be one of none, scsi3_pr, nvme, command"),
         'polardb_wait_timeout': (0, 'polardb_wait_timeout=0 must be an integer >= 1'),
         'polardb_wait_interval': ('soon', "polardb_wait_interval='soon' must be an integer >= 1"),
         'polardb_switchover_max_lag_bytes': (-1, 'polardb_switchover_max_lag_bytes=-1 must be an integer >= 0'),
@@ -104,7 +104,8 @@ def test_each_refusal_names_the_variable_and_the_allowed_values():
 
 def test_combinations():
     assert bad(polardb_wait_interval=600) == ['polardb_wait_interval=600 must not exceed polardb_wait_timeout=300']
-    assert bad(polardb_lab_array_url='')[0].startswith('polardb_fence_driver=lab needs polardb_lab_array_url')
+    assert bad(polardb_fence_command=[])[0].startswith('polardb_fence_driver=command needs polardb_fence_command')
+    assert bad(polardb_fence_command='lab-fence {action}')[0].startswith('polardb_fence_driver=command needs')
     assert bad(polardb_client_networks='10.0.0.0/24') == [
         "polardb_client_networks='10.0.0.0/24' must be a list of networks such as 10.0.0.0/24"]
 
