@@ -190,3 +190,47 @@ def fault(playbook, host, action):
     run = playbook('lab', *extra, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + host,
                    '-e', 'lab_fault_action=' + action)
     assert run.rc == 0, run.output[-3000:]
+
+
+def wait_streaming(ssh, lab_hosts, rw, timeout=90):
+    """Wait until every other node streams from ``rw`` (its pg_stat_replication)."""
+    import time
+    want = ['%s:streaming' % h for h in sorted(lab_hosts) if h != rw]
+    deadline = time.time() + timeout
+    while True:
+        got = sql(ssh, rw, "select application_name || ':' || state from pg_stat_replication order by 1",
+                  check=False).splitlines()
+        if got == want:
+            return
+        assert time.time() < deadline, 'replicas of %s: %s' % (rw, got)
+        time.sleep(0.5)
+
+
+def no_lock_left(ssh, hosts, cluster='demo'):
+    for h in hosts:
+        assert ssh(h, 'test -e /var/lib/polardb-stack/locks/%s.json' % cluster, check=False).returncode != 0, h
+
+
+def start_playbook(name, *extra):
+    """playbooks/<name>.yml for cluster demo in the background, its output on a pipe
+    (for tests that kill or race runs)."""
+    import subprocess
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    return subprocess.Popen(
+        [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
+         '-i', LAB_INVENTORY, '-e', 'cluster=demo'] + list(extra),
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def read_until(proc, marker, timeout=180):
+    """Read a started playbook's output until a line holds ``marker``."""
+    import time
+    deadline = time.time() + timeout
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return ''.join(seen)
+        assert time.time() < deadline, 'no %r in:\n%s' % (marker, ''.join(seen)[-3000:])
+    raise AssertionError('the run ended before %r:\n%s' % (marker, ''.join(seen)[-3000:]))

@@ -13,22 +13,9 @@ import uuid
 
 import pytest
 
-from labtools import PSQL, fault, one_line, sql, streams_from, the_rw
+from labtools import PSQL, fault, no_lock_left, one_line, sql, streams_from, the_rw
 
 STATE = {}
-
-
-
-
-
-
-def no_lock_left(ssh, hosts):
-    for h in hosts:
-        assert ssh(h, 'test -e /var/lib/polardb-stack/locks/demo.json', check=False).returncode != 0, h
-
-
-
-
 
 
 def test_failover_is_refused_while_the_rw_is_healthy(playbook, ssh, lab_hosts):

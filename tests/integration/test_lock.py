@@ -9,26 +9,10 @@ import signal
 import subprocess
 import time
 
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN, one_line, sql, the_rw
+from labtools import one_line, read_until, start_playbook, the_rw, wait_streaming
 
 LOCK = '/var/lib/polardb-stack/locks/demo.json'
 SHORT_LEASE = ('-e', 'polardb_lock_lease_seconds=10')
-
-
-
-
-
-
-def wait_streaming(ssh, lab_hosts, rw, timeout=90):
-    want = ['%s:streaming' % h for h in sorted(lab_hosts) if h != rw]
-    deadline = time.time() + timeout
-    while True:
-        got = sql(ssh, rw, "select application_name || ':' || state from pg_stat_replication order by 1",
-                  check=False).splitlines()
-        if got == want:
-            return
-        assert time.time() < deadline, 'replicas of %s: %s' % (rw, got)
-        time.sleep(0.5)
 
 
 def locks(ssh, lab_hosts):
@@ -40,26 +24,6 @@ def locks(ssh, lab_hosts):
     return out
 
 
-def start(name, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-    return subprocess.Popen(
-        [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
-         '-i', LAB_INVENTORY, '-e', 'cluster=demo'] + list(extra),
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def read_until(proc, marker, timeout=180):
-    deadline = time.time() + timeout
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return ''.join(seen)
-        assert time.time() < deadline, 'no %r in:\n%s' % (marker, ''.join(seen)[-3000:])
-    raise AssertionError('the run ended before %r:\n%s' % (marker, ''.join(seen)[-3000:]))
-
-
 def heartbeats(run_id):
     """Heartbeat processes of a run still alive on the controller."""
     ps = subprocess.run(['ps', '-eo', 'pid,args'], capture_output=True, text=True, check=True).stdout
@@ -69,7 +33,7 @@ def heartbeats(run_id):
 def test_two_concurrent_runs_exactly_one_proceeds(ssh, lab_hosts):
     old = the_rw(ssh, lab_hosts)
     targets = sorted(h for h in lab_hosts if h != old)
-    runs = [start('switchover', '-e', 'target=' + t) for t in targets]
+    runs = [start_playbook('switchover', '-e', 'target=' + t) for t in targets]
     outs = [one_line(p.communicate(timeout=600)[0]) for p in runs]
     rcs = [p.returncode for p in runs]
     assert sorted(rc == 0 for rc in rcs) == [False, True], '\n\n'.join(o[-3000:] for o in outs)
@@ -89,7 +53,7 @@ def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh
     old = the_rw(ssh, lab_hosts)
     # a lease long enough that the next run's first look (ansible's start-up, the
     # topology) comes before it expired, even on a loaded machine
-    proc = start('switchover', '-e', 'polardb_lock_lease_seconds=45')
+    proc = start_playbook('switchover', '-e', 'polardb_lock_lease_seconds=45')
     read_until(proc, 'TASK [Switchover | Plan]')  # the lock is taken, the heartbeat runs, nothing changed yet
     held = locks(ssh, lab_hosts)
     run_id = held[old]['owner']['run_id']
@@ -126,7 +90,7 @@ def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh
 
 def test_create_and_destroy_refuse_while_another_operation_holds_the_lock(playbook, ssh, lab_hosts):
     rw = the_rw(ssh, lab_hosts)
-    proc = start('switchover', *SHORT_LEASE)
+    proc = start_playbook('switchover', *SHORT_LEASE)
     try:
         read_until(proc, 'TASK [Switchover | Plan]')
         os.killpg(proc.pid, signal.SIGSTOP)  # the holder is alive (stopped): its heartbeat keeps renewing

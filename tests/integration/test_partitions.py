@@ -25,16 +25,6 @@ from labtools import LAB_INVENTORY, ROOT, VENV_BIN, fault, one_line, roles, sql,
 STATE = {}
 
 
-
-
-
-
-
-
-
-
-
-
 def healthy(ssh, lab_hosts, rw):
     assert the_rw(ssh, lab_hosts) == rw
     for h in lab_hosts:

@@ -4,36 +4,11 @@ is the only RW and every other node streams from it. Refusals change nothing.
 Timings are printed (make bench-ha measures them), never asserted."""
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN, Writer, lab_dsn, one_line, sql, the_rw
-
-
-
-
-
-
-
-
-
-def wait_streaming(ssh, lab_hosts, rw, timeout=60):
-    want = ['%s:streaming' % h for h in sorted(lab_hosts) if h != rw]
-    deadline = time.time() + timeout
-    while True:
-        got = sql(ssh, rw, "select application_name || ':' || state from pg_stat_replication "
-                           "order by 1", check=False).splitlines()
-        if got == want:
-            return
-        assert time.time() < deadline, 'replicas of %s: %s' % (rw, got)
-        time.sleep(0.5)
-
-
-def no_lock_left(ssh, lab_hosts):
-    for h in lab_hosts:
-        assert ssh(h, 'test -e /var/lib/polardb-stack/locks/demo.json', check=False).returncode != 0, h
+from labtools import Writer, lab_dsn, no_lock_left, one_line, read_until, sql, start_playbook, the_rw, wait_streaming
 
 
 @pytest.fixture
@@ -112,28 +87,8 @@ def test_switchover_to_a_lagging_replica_is_refused(playbook, ssh, lab_hosts):
     wait_streaming(ssh, lab_hosts, rw)
 
 
-def start_switchover(*extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-    return subprocess.Popen(
-        [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', 'switchover.yml'),
-         '-i', LAB_INVENTORY, '-e', 'cluster=demo'] + list(extra),
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def read_until(proc, marker, timeout=120):
-    deadline = time.time() + timeout
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return ''.join(seen)
-        assert time.time() < deadline, 'no %r in:\n%s' % (marker, ''.join(seen)[-3000:])
-    raise AssertionError('the run ended before %r:\n%s' % (marker, ''.join(seen)[-3000:]))
-
-
 def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
-    first = start_switchover()
+    first = start_playbook('switchover')
     try:
         read_until(first, 'Switchover | Remember who hands over to whom')
         second = playbook('switchover', '-e', 'cluster=demo')
@@ -154,7 +109,7 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
 ])
 def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab, lab_hosts, writer, marker):
     old = the_rw(ssh, lab_hosts)
-    proc = start_switchover()
+    proc = start_playbook('switchover')
     read_until(proc, marker)
     if 'Stop writes' in marker:
         time.sleep(0.15)
