@@ -87,8 +87,10 @@ def test_every_common_default_the_role_uses_is_an_option(role):
 
 
 def test_every_tasks_from_is_an_entry_point():
+    # Ansible picks the spec by the literal tasks_from: "inspect.yml" would match
+    # no entry point and silently skip the validation.
     files = glob.glob(os.path.join(ROOT, 'playbooks', '*.yml')) + glob.glob(os.path.join(ROLES, '*', 'tasks', '*.yml'))
-    calls = re.findall(r'name:\s*polardb\.stack\.(\w+)\s*\n\s*tasks_from:\s*(\w+)\.yml', _read(files))
-    assert calls
+    calls = re.findall(r'name:\s*polardb\.stack\.(\w+)\s*\n\s*tasks_from:\s*(\S+)', _read(files))
+    assert len(calls) > 10
     for role, entry in calls:
-        assert entry in _spec(role), 'tasks_from %s.yml of role %s has no entry point' % (entry, role)
+        assert entry in _spec(role), 'tasks_from: %s of role %s is no entry point of its argument spec' % (entry, role)
