@@ -8,7 +8,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +19,13 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 import yaml  # noqa: E402
 
 from labtools import LAB_INVENTORY, LAB_PLAYBOOK, VENV_BIN, Writer, lab_dsn  # noqa: E402
+
+sys.path.insert(0, HERE)
+from benchmarks_doc import summarize  # noqa: E402
+
+
+LAB_DESCRIPTION = ('3 nspawn hosts, PostgreSQL 15 (Debian), one LUN per node on the lab FUSE array, '
+                   'TLS (verify-full), 2-core VM')
 
 
 def playbook(name, *args):
@@ -110,17 +116,9 @@ def main():
                 break
         playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=0')
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    summary = {}
-    for kind in ('switchover', 'failover'):
-        rs = [r for r in runs if r['kind'] == kind and r['rc'] == 0]
-        if rs:
-            gaps = [r['write_unavailable_s'] for r in rs]
-            summary[kind] = {'runs': len(rs), 'failed_runs': len([r for r in runs if r['kind'] == kind]) - len(rs),
-                             'write_unavailable_median_s': statistics.median(gaps), 'write_unavailable_max_s': max(gaps),
-                             'playbook_median_s': statistics.median(r['playbook_s'] for r in rs),
-                             'missing_total': sum(r['missing'] for r in rs)}
+    summary = summarize(runs)
     result = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(), 'machine': os.uname().nodename,
-              'summary': summary, 'runs': runs}
+              'lab': LAB_DESCRIPTION, 'summary': summary, 'runs': runs}
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
     print(json.dumps(summary, indent=2))
