@@ -18,12 +18,14 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
 import yaml  # noqa: E402
 
-from labtools import LAB_INVENTORY, LAB_PLAYBOOK, VENV_BIN, Writer, lab_dsn  # noqa: E402
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, LAB_VARS, VENV_BIN, Writer, lab_dsn  # noqa: E402
 
 sys.path.insert(0, HERE)
 from benchmarks_doc import summarize  # noqa: E402
 
 
+# a second lab (POLARDB_LAB_VARS): its faults go to its own hosts
+LAB_EXTRA = ('-e', '@' + LAB_VARS) if LAB_VARS else ()
 LAB_DESCRIPTION = ('3 nspawn hosts, PostgreSQL 15 (Debian), one LUN per node on the lab FUSE array, '
                    'TLS (verify-full), 2-core VM')
 
@@ -100,14 +102,14 @@ def main():
             victim = the_rw(lab, hosts)
 
             def poweroff(victim=victim):
-                playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim,
+                playbook('lab', *LAB_EXTRA, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim,
                          '-e', 'lab_fault_action=poweroff')
             run = measure(lab, 'failover', ['-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1'],
                           before=poweroff)
             run['victim'] = victim
             print('failover %d: %s' % (i + 1, json.dumps(run)), flush=True)
             runs.append(run)
-            playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
+            playbook('lab', *LAB_EXTRA, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
             rebuilt = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + victim,
                                '-e', 'polardb_synchronous_replicas=1')
             rc, out = rebuilt[0], rebuilt[3]
