@@ -65,9 +65,10 @@ def render(result):
         out += ['## Switchover: `playbooks/switchover.yml`, %d runs' % len(sw), '',
                 '| run | write unavailability (s) | module window (s) | playbook (s) | acknowledged | missing |',
                 '| --- | --- | --- | --- | --- | --- |']
-        out += ['| %d | %s | %s | %s | %d | %d |' % (i, _f(r['write_unavailable_s'], 3) if r['rc'] == 0 else 'failed',
-                                                    _f(module_window(r), 3), _f(r['playbook_s'], 1), r['acked'],
-                                                    r['missing']) for i, r in enumerate(sw, 1)]
+        for i, r in enumerate(sw, 1):
+            gap = _f(r['write_unavailable_s'], 3) if r['rc'] == 0 else 'failed'
+            cells = (i, gap, _f(module_window(r), 3), _f(r['playbook_s'], 1), r['acked'], r['missing'])
+            out.append('| %d | %s | %s | %s | %d | %d |' % cells)
         if s:
             out += ['', '**Median write unavailability %.3f s, maximum %.3f s, %d acknowledged writes missing, '
                         '%d failed runs; median playbook %.1f s.**'
@@ -80,10 +81,11 @@ def render(result):
                 '| run | powered off | new RW writable after (s) | client\'s first write after (s) | playbook (s) '
                 '| acknowledged | missing |',
                 '| --- | --- | --- | --- | --- | --- | --- |']
-        out += ['| %d | %s | %s | %s | %s | %d | %d |' % (i, r.get('victim', '-'),
-                                                         _f(r.get('writable_after_s'), 1) if r['rc'] == 0 else 'failed',
-                                                         _f(r.get('first_ack_after_start_s'), 1), _f(r['playbook_s'], 1),
-                                                         r['acked'], r['missing']) for i, r in enumerate(fo, 1)]
+        for i, r in enumerate(fo, 1):
+            writable = _f(r.get('writable_after_s'), 1) if r['rc'] == 0 else 'failed'
+            cells = (i, r.get('victim', '-'), writable, _f(r.get('first_ack_after_start_s'), 1),
+                     _f(r['playbook_s'], 1), r['acked'], r['missing'])
+            out.append('| %d | %s | %s | %s | %s | %d | %d |' % cells)
         if s:
             out += ['', '**Playbook start to a writable new RW: median %s s, at most %s s; the client\'s first '
                         'write a median %s s after the start; %d acknowledged writes missing, %d failed runs.**'
@@ -99,7 +101,7 @@ def updated(doc, result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--check', action='store_true', help='only check that the doc is current')
     parser.add_argument('--results', default=RESULTS)
     parser.add_argument('--doc', default=DOC)
