@@ -7,8 +7,6 @@ import pytest
 
 from ansible_collections.polardb.stack.plugins.module_utils.operation_plan import build_plan, render_plan
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
-from ansible_collections.polardb.stack.plugins.filter.operation_plan import operation_plan
-from ansible.errors import AnsibleFilterError
 
 NODES = ['pdb1', 'pdb2', 'pdb3']
 
@@ -90,6 +88,3 @@ def test_missing_decisions_and_unknown_operations_are_errors():
         build_plan('switchover', 'demo', {'from': 'pdb1', 'nodes': NODES})
     with pytest.raises(PolarDBError, match="unknown operation 'upgrade'"):
         build_plan('upgrade', 'demo', {})
-    with pytest.raises(AnsibleFilterError, match='failover plan: the plan needs from'):
-        operation_plan({'to': 'pdb2', 'nodes': NODES}, 'failover', 'demo')
-    assert operation_plan({'nodes': NODES}, 'destroy_cluster', 'demo')['lines'][0] == 'destroy_cluster of cluster demo'
