@@ -179,6 +179,7 @@ bench: bench-ha ## all benchmarks (results in bench-results/, summary in docs/be
 bench-ha: venv ## HA benchmark on the lab: 10 switchovers, 5 failovers, a client writing throughout
 	$(MAKE) lab-up create
 	$(VENV)/bin/python tests/bench/bench_ha.py
+	$(VENV)/bin/python tests/bench/benchmarks_doc.py
 
 clean: lab-down
 	rm -rf $(VENV) build tests/output

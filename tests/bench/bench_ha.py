@@ -8,7 +8,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -19,7 +18,16 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
 import yaml  # noqa: E402
 
-from labtools import LAB_INVENTORY, LAB_PLAYBOOK, VENV_BIN, Writer, lab_dsn  # noqa: E402
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, LAB_VARS, VENV_BIN, Writer, lab_dsn  # noqa: E402
+
+sys.path.insert(0, HERE)
+from benchmarks_doc import summarize  # noqa: E402
+
+
+# a second lab (POLARDB_LAB_VARS): its faults go to its own hosts
+LAB_EXTRA = ('-e', '@' + LAB_VARS) if LAB_VARS else ()
+LAB_DESCRIPTION = ('3 nspawn hosts, PostgreSQL 15 (Debian), one LUN per node on the lab FUSE array, '
+                   'TLS (verify-full), 2-core VM')
 
 
 def playbook(name, *args):
@@ -94,14 +102,14 @@ def main():
             victim = the_rw(lab, hosts)
 
             def poweroff(victim=victim):
-                playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim,
+                playbook('lab', *LAB_EXTRA, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim,
                          '-e', 'lab_fault_action=poweroff')
             run = measure(lab, 'failover', ['-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1'],
                           before=poweroff)
             run['victim'] = victim
             print('failover %d: %s' % (i + 1, json.dumps(run)), flush=True)
             runs.append(run)
-            playbook('lab', '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
+            playbook('lab', *LAB_EXTRA, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + victim, '-e', 'lab_fault_action=restore')
             rebuilt = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + victim,
                                '-e', 'polardb_synchronous_replicas=1')
             rc, out = rebuilt[0], rebuilt[3]
@@ -110,17 +118,9 @@ def main():
                 break
         playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=0')
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    summary = {}
-    for kind in ('switchover', 'failover'):
-        rs = [r for r in runs if r['kind'] == kind and r['rc'] == 0]
-        if rs:
-            gaps = [r['write_unavailable_s'] for r in rs]
-            summary[kind] = {'runs': len(rs), 'failed_runs': len([r for r in runs if r['kind'] == kind]) - len(rs),
-                             'write_unavailable_median_s': statistics.median(gaps), 'write_unavailable_max_s': max(gaps),
-                             'playbook_median_s': statistics.median(r['playbook_s'] for r in rs),
-                             'missing_total': sum(r['missing'] for r in rs)}
+    summary = summarize(runs)
     result = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(), 'machine': os.uname().nodename,
-              'summary': summary, 'runs': runs}
+              'lab': LAB_DESCRIPTION, 'summary': summary, 'runs': runs}
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
     print(json.dumps(summary, indent=2))
