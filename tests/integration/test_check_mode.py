@@ -6,15 +6,15 @@ import pytest
 
 from labtools import cluster_fingerprint, one_line
 
-# operation -> the extra vars a real run would need
+# operation -> its preview: --check --diff and the extra vars a real run would need
 RUNS = {
-    'switchover': [],
+    'switchover': ['--check', '--diff'],
     # force: the RW answers, and a forced failover would promote a replica (the trap:
     # postgresql_query "simulates" pg_promote() by rolling back, which cannot undo it)
-    'failover': ['-e', 'force=true'],
-    'rebuild_node': ['-e', 'node={replica}'],
-    'destroy_cluster': ['-e', 'confirm_destroy=demo'],
-    'create_cluster': [],
+    'failover': ['--check', '--diff', '-e', 'force=true'],
+    'rebuild_node': ['--check', '--diff', '-e', 'node={replica}'],
+    'destroy_cluster': ['--check', '--diff', '-e', 'confirm_destroy=demo'],
+    'create_cluster': ['--check', '--diff'],
 }
 
 
@@ -29,8 +29,7 @@ def replicas(ssh, hosts):
 def test_check_mode_prints_the_plan_and_changes_nothing(operation, playbook, ssh, lab_hosts):
     replica = replicas(ssh, lab_hosts)[0]
     before = cluster_fingerprint(ssh, lab_hosts)
-    run = playbook(operation, '-e', 'cluster=demo', *[a.format(replica=replica) for a in RUNS[operation]],
-                   check=True)
+    run = playbook(operation, '-e', 'cluster=demo', *[a.format(replica=replica) for a in RUNS[operation]])
     assert run.rc == 0, run.output[-5000:]
     out = one_line(run.output)
     assert '%s of cluster demo -- CHECK MODE: nothing is changed' % operation in out, out[-3000:]

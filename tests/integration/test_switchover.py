@@ -90,7 +90,7 @@ def test_switchover_to_a_lagging_replica_is_refused(playbook, ssh, lab_hosts):
 def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
     first = start_playbook('switchover')
     try:
-        read_until(first, 'Switchover | Remember who hands over to whom')
+        read_until(first, 'PLAY [Switchover | Critical section')  # it holds the lock
         second = playbook('switchover', '-e', 'cluster=demo')
         text = one_line(second.output)
         assert second.rc != 0
