@@ -77,3 +77,27 @@ def playbook():
                               env=env, timeout=timeout, check=False)
         return PlaybookRun(proc)
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the engines' journal of every lab host: CI
+    keeps no host, so this is the only place the engine's own reason survives."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != 'call' or not report.failed or not os.path.exists(LAB_INVENTORY):
+        return
+    lab_hosts = _lab()['all']['children']['lab_hosts']['hosts']
+    key = _lab()['all']['vars']['ansible_ssh_private_key_file']
+    for host, hv in sorted(lab_hosts.items()):
+        try:
+            proc = subprocess.run(
+                ['ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+                 '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=3',
+                 'root@' + hv['ansible_host'],
+                 "journalctl -u 'polardb@*' -n 15 --no-pager -o short-precise | grep -v 'Failed to kill control group'"],
+                capture_output=True, text=True, timeout=20, check=False)
+            text = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired:
+            text = '(no answer in 20 s)'
+        report.sections.append(('engine journal of %s' % host, text))
