@@ -48,16 +48,6 @@ def assert_refused(run, *fragments):
     assert run.changed() == {}, run.changed()
 
 
-def test_check_mode_run_changes_nothing(playbook, ssh, lab_hosts):
-    files = '/etc/polardb-stack/demo/*.conf /etc/polardb-stack/demo/pgpass /etc/systemd/system/polardb@.service'
-    before = {h: ssh(h, 'stat -c "%n %Y %s" ' + files).stdout for h in lab_hosts}
-    run = playbook('create_cluster', '-e', 'cluster=demo', check=True)
-    assert run.rc == 0, run.output[-3000:]
-    assert set(run.recap) == set(lab_hosts) | {'localhost'}
-    assert run.changed() == {}
-    assert {h: ssh(h, 'stat -c "%n %Y %s" ' + files).stdout for h in lab_hosts} == before
-
-
 def test_unknown_wwid_is_refused(playbook, ssh, lab, lab_hosts, tmp_path):
     inv = negative_inventory(tmp_path, lab, lab_hosts, 'neg1', {'n1': ('pdb3', UNKNOWN_WWID)})
     before = state_of(ssh, 'pdb3', 'neg1')

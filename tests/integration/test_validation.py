@@ -67,7 +67,7 @@ def params(**values):
     return ['-e', json.dumps({'polardb_parameters': values})]
 
 
-# The inputs, then our own. (extra vars, fragments the refusal must name)
+# The inputs, each in its own run. (extra vars, fragments the refusal must name)
 CASES = {
     'sync_replicas_7': (['-e', 'polardb_synchronous_replicas=7'],
                         ["polardb_synchronous_replicas='7' must be an integer from 0 to 2"]),
@@ -75,34 +75,45 @@ CASES = {
     'max_connections_negative': (params(max_connections='-5'),
                                  ["max_connections='-5' (-5) is outside the valid range 1 .. 262143"]),
     'no_such_param': (params(no_such_param='1'), ['no_such_param is not a parameter of this engine']),
-    # ours
-    'sync_replicas_negative': (['-e', 'polardb_synchronous_replicas=-1'], ['polardb_synchronous_replicas=']),
-    'unit_in_lower_case': (params(shared_buffers='128mb'), ["shared_buffers='128mb': invalid unit 'mb'"]),
-    'time_out_of_range': (params(checkpoint_timeout='2d'), ["checkpoint_timeout='2d'", 'outside the valid range']),
-    'enum_value': (params(wal_level='archive'), ["wal_level='archive': allowed values are minimal, replica, logical"]),
-    'boolean': (params(hot_standby='maybe'), ["hot_standby='maybe': not a boolean"]),
-    'internal_parameter': (params(wal_segment_size='32MB'), ['wal_segment_size cannot be set']),
-    'reserved_ssl': (params(ssl='off'), ['parameter ssl is managed by polardb.stack']),
-    'misspelt_name': (params(shared_bufers='1GB'), ['shared_bufers is not a parameter', 'did you mean shared_buffers']),
-    'parameters_not_a_mapping': (['-e', 'polardb_parameters=lots'], ['polardb_parameters must be a mapping']),
-    'port': (['-e', 'polardb_port=70000'], ['polardb_port=', 'must be an integer from 1 to 65535']),
-    'fstype': (['-e', 'polardb_fstype=btrfs'], ["polardb_fstype='btrfs' must be one of xfs, ext4"]),
-    'fence_driver': (['-e', 'polardb_fence_driver=stonith'], ["polardb_fence_driver='stonith' must be one of"]),
-    'wait_timeout': (['-e', 'polardb_wait_timeout=0'], ['polardb_wait_timeout=', 'must be an integer >= 1']),
-    'wait_interval': (['-e', 'polardb_wait_interval=600'],
-                      ['polardb_wait_interval=600 must not exceed polardb_wait_timeout=300']),
-    'max_lag_bytes': (['-e', 'polardb_switchover_max_lag_bytes=-1'],
-                      ['polardb_switchover_max_lag_bytes=', 'must be an integer >= 0']),
-    'client_networks': (['-e', json.dumps({'polardb_client_networks': ['10.0.0.0/33']})],
-                        ["polardb_client_networks: '10.0.0.0/33' is not a network"]),
-    'wal_keep_size': (['-e', 'polardb_max_slot_wal_keep_size=lots'],
-                      ["polardb_max_slot_wal_keep_size='lots' must be auto, -1"]),
+}
+
+# Our own, several bad inputs per run: preflight names every problem it finds
+# at one step, so one refused run shows that each of them is caught (each
+# fragment must be in the message). A group holds inputs that the same step
+# checks: the settings and parameter names on the controller, then the
+# parameter values against the engines.
+GROUPS = {
+    'settings_and_names': ([
+        '-e', json.dumps({
+            'polardb_synchronous_replicas': -1, 'polardb_port': 70000, 'polardb_fstype': 'btrfs',
+            'polardb_fence_driver': 'stonith', 'polardb_wait_timeout': 0, 'polardb_switchover_max_lag_bytes': -1,
+            'polardb_client_networks': ['10.0.0.0/33'], 'polardb_max_slot_wal_keep_size': 'lots',
+            'polardb_parameters': {'ssl': 'off'}})], [
+        'polardb_synchronous_replicas=', 'polardb_port=', 'must be an integer from 1 to 65535',
+        "polardb_fstype='btrfs' must be one of xfs, ext4", "polardb_fence_driver='stonith' must be one of",
+        'polardb_wait_timeout=', 'must be an integer >= 1', 'polardb_switchover_max_lag_bytes=',
+        "polardb_client_networks: '10.0.0.0/33' is not a network",
+        "polardb_max_slot_wal_keep_size='lots' must be auto, -1", 'parameter ssl is managed by polardb.stack']),
+    'interval_and_not_a_mapping': (['-e', 'polardb_wait_interval=600', '-e', 'polardb_parameters=lots'], [
+        'polardb_wait_interval=600 must not exceed polardb_wait_timeout=300',
+        'polardb_parameters must be a mapping']),
+    'parameter_values': (params(shared_buffers='128mb', checkpoint_timeout='2d', wal_level='archive',
+                                hot_standby='maybe', wal_segment_size='32MB', shared_bufers='1GB'), [
+        "shared_buffers='128mb': invalid unit 'mb'", "checkpoint_timeout='2d'", 'outside the valid range',
+        "wal_level='archive': allowed values are minimal, replica, logical", "hot_standby='maybe': not a boolean",
+        'wal_segment_size cannot be set', 'shared_bufers is not a parameter', 'did you mean shared_buffers']),
 }
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_bad_input_is_refused_and_changes_nothing(case, quiet_cluster, playbook, ssh, nodes):
     args, fragments = CASES[case]
+    refused(playbook, ssh, nodes, args, *fragments)
+
+
+@pytest.mark.parametrize('group', sorted(GROUPS))
+def test_each_of_several_bad_inputs_is_named_and_nothing_changes(group, quiet_cluster, playbook, ssh, nodes):
+    args, fragments = GROUPS[group]
     refused(playbook, ssh, nodes, args, *fragments)
 
 
