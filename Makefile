@@ -22,7 +22,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
 .PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
-        test lint changelog galaxy ee sanity units unit integration molecule bench bench-ha clean
+        test static lint changelog galaxy ee sanity units unit integration molecule bench bench-ha clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -71,7 +71,13 @@ param-catalog: venv ## Regenerate plugins/module_utils/pg_catalog_$(MAJOR).py fr
 dsn: venv ## Print a multi-host libpq DSN (target_session_attrs=read-write) for the application role
 	@ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 $(PLAYBOOK) playbooks/dsn.yml -e cluster=$(CLUSTER) 2>/dev/null | sed -n 's/^.*"msg": "\(postgresql:[^"]*\)".*$$/\1/p; s/^ *msg: \(postgresql:.*\)$$/\1/p'
 
-test: lint changelog docs-site galaxy ee sanity units integration ## Everything CI runs
+test: venv ## Everything CI runs: the lab's integration tests, and beside them the static checks one after another
+	# Two job slots: the integration tests (the long pole, mostly waiting on the
+	# lab's hosts) hold one from the start; the static checks take turns in the
+	# other. Each target's output is printed whole when it ends.
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration static
+
+static: lint changelog docs-site galaxy ee sanity units ## The checks that need no lab
 
 lint: venv ## yamllint, ansible-lint (production profile), shellcheck of the shell scripts
 	# all three run, so one pass shows every problem; any failure fails the target
