@@ -42,10 +42,6 @@ options:
     description: The data directory. Missing parent directories are created (root, 0755).
     type: path
     required: true
-  bin_dir:
-    description: Directory of the engine's programs.
-    type: path
-    default: /usr/lib/postgresql/15/bin
   role:
     description:
       - V(primary) - initdb. V(replica) or V(standby) - base backup from O(source), then C(standby.signal).
@@ -100,10 +96,6 @@ options:
     type: list
     elements: str
     default: [--data-checksums, --encoding=UTF8, --locale=C.UTF-8]
-  owner:
-    description: OS user that owns the data directory and runs the engine commands.
-    type: str
-    default: postgres
   allow_overwrite:
     description:
       - The named opt-in to discard the content of O(data_dir) when it is not
@@ -119,16 +111,9 @@ options:
       - For V(replica)/V(standby) the new base backup is checked too; a
         mismatch removes its files and fails.
     type: str
-  port:
-    description: Port of the engine; only used to report whether it runs (RV(instance)).
-    type: int
-    default: 5432
-  socket_dir:
-    description: Directory of the engine's unix socket; only used for RV(instance).
-    type: path
-    default: /var/run/postgresql
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.local_instance
 attributes:
   check_mode:
     support: full

@@ -27,29 +27,9 @@ description:
     instance from its files.
 author:
   - polardb.stack developers (!UNKNOWN)
-options:
-  data_dir:
-    description: The data directory.
-    type: path
-    required: true
-  bin_dir:
-    description: Directory of the engine's programs (C(pg_controldata), C(psql)).
-    type: path
-    default: /usr/lib/postgresql/15/bin
-  port:
-    description: Port the engine listens on (names its socket).
-    type: int
-    default: 5432
-  socket_dir:
-    description: Directory of the engine's unix socket.
-    type: path
-    default: /var/run/postgresql
-  owner:
-    description: OS user that owns the data directory and runs the engine.
-    type: str
-    default: postgres
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.local_instance
 attributes:
   check_mode:
     support: full

@@ -61,28 +61,9 @@ options:
     type: str
     default: auto
     choices: [auto, engine, binary, shipped]
-  data_dir:
-    description: The data directory of the local instance (its engine answers for V(engine)).
-    type: path
-    required: true
-  bin_dir:
-    description: Directory of the engine's programs (C(postgres), C(psql)).
-    type: path
-    default: /usr/lib/postgresql/15/bin
-  owner:
-    description: OS user that runs the engine (C(psql) runs as this user, peer authentication).
-    type: str
-    default: postgres
-  port:
-    description: Port of the local engine (names its socket).
-    type: int
-    default: 5432
-  socket_dir:
-    description: Directory of the local engine's unix socket.
-    type: path
-    default: /var/run/postgresql
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.local_instance
 attributes:
   check_mode:
     support: full

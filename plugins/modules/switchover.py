@@ -79,26 +79,6 @@ options:
         messages. Playbooks pass C(inventory_hostname).
       - Defaults to the host name.
     type: str
-  data_dir:
-    description: Data directory of the local engine.
-    type: path
-    required: true
-  bin_dir:
-    description: Directory of the engine's programs (C(pg_controldata), C(psql)).
-    type: path
-    default: /usr/lib/postgresql/15/bin
-  owner:
-    description: OS user that owns the data directory (runs C(pg_controldata) and C(psql); peer authentication).
-    type: str
-    default: postgres
-  port:
-    description: Port of the local engine (names its socket).
-    type: int
-    default: 5432
-  socket_dir:
-    description: Directory of the local engine's unix socket.
-    type: path
-    default: /var/run/postgresql
   service:
     description:
       - The systemd unit of the local engine, for example C(polardb@demo.service).
@@ -132,6 +112,7 @@ options:
     default: 60
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.local_instance
   - polardb.stack.connection
 attributes:
   check_mode:
