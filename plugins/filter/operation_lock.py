@@ -13,6 +13,10 @@ def lock_decision(queries, operation, run_id=None, takeover=False):
     return operation_lock.inspect_decision(queries, operation, run_id, takeover)
 
 
+def lock_answers(attempts, check_mode=False):
+    return operation_lock.take_answers(attempts, check_mode)
+
+
 def lock_outcome(results, cluster_nodes):
     return operation_lock.take_outcome(results, cluster_nodes)
 
@@ -21,5 +25,6 @@ class FilterModule(object):
     def filters(self):
         return {
             'lock_decision': lock_decision,
+            'lock_answers': lock_answers,
             'lock_outcome': lock_outcome,
         }

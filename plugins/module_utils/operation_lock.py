@@ -461,6 +461,23 @@ def inspect_decision(queries, operation, owner_run_id=None, takeover=False):
     return out
 
 
+def take_answers(attempts, check_mode=False):
+    """``[[node, registered result of state=acquired]]`` -> the per-node results
+    ``take_outcome`` reads; nodes not asked (skipped) are left out."""
+    answers = []
+    for node, result in attempts:
+        result = result or {}
+        if result.get('skipped') or not result:
+            continue
+        unreachable = bool(result.get('unreachable'))
+        msg = '' if unreachable else (result.get('msg') or '')
+        answers.append(dict(node=node, unreachable=unreachable,
+                            granted=not unreachable and not result.get('failed') and not msg,
+                            refused=bool(msg), msg=msg, changed=not check_mode,
+                            lock=result.get('lock'), previous=result.get('previous')))
+    return answers
+
+
 def take_outcome(results, cluster_nodes):
     """From the per-node results of the ordered acquisition (``[{node, granted,
     refused, msg, lock, previous, unreachable}]``): does this run hold the lock?

@@ -11,13 +11,17 @@ write-unavailability window holds only what it must:
    from this RW (a streaming walsender of this RW serves its slot or its
    application_name) and lags at most ``max_lag_bytes``;
 2. ``CHECKPOINT`` locally (outside the window: the shutdown checkpoint is then
-   quick);
+   quick); wait until the target replayed up to this RW's flush position of that
+   moment (outside the window too: under load the replay may lag, and after
+   the stop only the last moments are left to replay; a target that cannot
+   keep up is refused, nothing changed);
 3. t0; stop the local engine (fast shutdown: the walsenders send all WAL,
    including the shutdown checkpoint record, to the connected standbys before
    the postmaster exits); read the shutdown checkpoint location from
    ``pg_controldata``; poll the target (one connection opened before t0) until
    it has replayed past that record - then everything the old RW ever
-   acknowledged is on the target; ``pg_promote(true, promote_timeout)``; t1.
+   acknowledged is on the target; ``pg_promote(false)`` and poll
+   ``pg_is_in_recovery()`` every 10 ms (at most ``promote_timeout``); t1.
 
 Failures: before the promote is sent, the old RW is always restarted (the target
 was not promoted, nothing was lost). After it, the target's
@@ -48,12 +52,14 @@ DEFAULT_CATCHUP_TIMEOUT = 30.0
 DEFAULT_PROMOTE_TIMEOUT = 60
 POLL_INTERVAL = 0.01
 
+FLUSH_SQL = 'SELECT pg_current_wal_flush_lsn()'
 CAN_PROMOTE_SQL = ("SELECT has_function_privilege('pg_catalog.pg_promote(boolean, integer)', "
                    "'EXECUTE') AS can_promote")
 REPLAY_SQL = ('SELECT pg_is_in_recovery() AS in_recovery, '
               'pg_last_wal_replay_lsn()::text AS replay_lsn')
 RECOVERY_SQL = 'SELECT pg_is_in_recovery() AS in_recovery'
-PROMOTE_SQL = 'SELECT pg_promote(true, %d) AS promoted'
+# wait => false, then our own 10 ms polls: pg_promote(true) looks only every 100 ms.
+PROMOTE_SQL = 'SELECT pg_promote(false) AS promoted'
 NEW_RW_SQL = ('SELECT pg_is_in_recovery() AS in_recovery, '
               'CASE WHEN pg_is_in_recovery() THEN NULL '
               'ELSE pg_walfile_name(pg_current_wal_lsn()) END AS wal_file')
@@ -407,9 +413,10 @@ class Switchover(object):
         return self._error('%s; the old RW %s was restarted and is the RW again (the target was '
                            'not promoted): nothing was lost' % (why, self.node_name), restarted=True)
 
-    def _poll_replay(self, ckpt):
-        """Until the target replayed past ``ckpt`` (int). Returns (replay_lsn, None)
-        or (last_lsn, why) on a timeout, or raises when the target left recovery."""
+    def _poll_replay(self, ckpt, what='the shutdown checkpoint', past=True):
+        """Until the target replayed past ``ckpt`` (int; with ``past=False``: up to
+        it). Returns (replay_lsn, None) or (last_lsn, why) on a timeout, or raises
+        when the target left recovery."""
         deadline = self.clock() + self.catchup_timeout
         last = None
         broken = None
@@ -427,18 +434,32 @@ class Switchover(object):
             if row is not None:
                 if not row.get('in_recovery'):
                     raise self._error(
-                        'target %s left recovery on its own while we waited for it to replay the '
-                        'shutdown checkpoint %s: not restarting the old RW (two RWs otherwise); '
-                        'check the cluster' % (self.taddr, format_lsn(ckpt)),
+                        'target %s left recovery on its own while we waited for it to replay '
+                        '%s %s: not restarting the old RW (two RWs otherwise); '
+                        'check the cluster' % (self.taddr, what, format_lsn(ckpt)),
                         new_rw=self.tname, restarted=False)
                 last = row.get('replay_lsn')
-                if last is not None and parse_lsn(last) > ckpt:
+                if last is not None and (parse_lsn(last) > ckpt if past else parse_lsn(last) >= ckpt):
                     return last, None
             if self.clock() >= deadline:
-                return last, ('target %s did not replay past the shutdown checkpoint %s within '
+                return last, ('target %s did not replay %s %s %s within '
                               '%s s (replayed up to %s%s)' % (
-                                  self.taddr, format_lsn(ckpt), self.catchup_timeout, last,
+                                  self.taddr, 'past' if past else 'up to', what, format_lsn(ckpt),
+                                  self.catchup_timeout, last,
                                   '; last error: %s' % broken if broken else ''))
+            self.sleep(self.poll_interval)
+
+    def _wait_promoted(self):
+        """After pg_promote(false): poll until the target left recovery.
+        (True, None), or (False, why) after promote_timeout; raises when the
+        connection breaks (the caller then asks again on a new one)."""
+        deadline = self.clock() + self.promote_timeout
+        while True:
+            row = self.session.one(RECOVERY_SQL)
+            if row is not None and row.get('in_recovery') is False:
+                return True, None
+            if self.clock() >= deadline:
+                return False, 'not promoted within %d s' % self.promote_timeout
             self.sleep(self.poll_interval)
 
     def _target_in_recovery(self):
@@ -467,6 +488,23 @@ class Switchover(object):
             raise self._error('CHECKPOINT on the local engine failed, nothing was changed: %s' % e.msg)
         self.timings['checkpoint_s'] = round(clock() - c0, 6)
         self._step('CHECKPOINT on the local engine')
+
+        # (a') still outside the window: the target replays up to where this RW's
+        # WAL is flushed now, so that after the stop only the last moments and the
+        # shutdown record are left to replay (under load the replay can lag).
+        p0 = clock()
+        try:
+            flushed = self.instance.execute(FLUSH_SQL).strip()
+            flushed_lsn = parse_lsn(flushed)
+        except (PolarDBError, ValueError) as e:
+            raise self._error('reading the flush position of the local engine failed, nothing '
+                              'was changed: %s' % getattr(e, 'msg', e))
+        self._step('wait for %s to replay up to %s (before the stop)' % (self.tname, flushed))
+        replay, why = self._poll_replay(flushed_lsn, what='the flush position', past=False)
+        self.timings['precatchup_s'] = round(clock() - p0, 6)
+        if why:
+            raise self._error('%s: it cannot keep up with this RW, nothing was changed' % why,
+                              target_replay_lsn=replay)
 
         # (b) t0: writes stop
         t0 = clock()
@@ -514,14 +552,16 @@ class Switchover(object):
             raise self._restart_old_rw(why)
 
         # (e) promote
-        self._step('pg_promote(true, %d) on %s' % (self.promote_timeout, self.tname))
+        self._step('pg_promote(false) on %s, then poll until it left recovery (at most %d s)'
+                   % (self.tname, self.promote_timeout))
         promoted, error, pending = None, None, False
         try:
-            row = self.session.one(PROMOTE_SQL % self.promote_timeout)
-            promoted = bool((row or {}).get('promoted'))
-            if not promoted:
+            row = self.session.one(PROMOTE_SQL)
+            if not (row or {}).get('promoted'):
+                error = 'pg_promote() returned false'
+            else:
                 pending = True
-                error = 'pg_promote() returned false (not promoted within %d s)' % self.promote_timeout
+                promoted, error = self._wait_promoted()
         except PolarDBError as e:
             error = e.msg
             self.session.close()
@@ -584,11 +624,14 @@ class Switchover(object):
                 result.update(
                     changed=True, new_rw=self.tname,
                     planned=['CHECKPOINT on the local engine',
+                             'wait (at most %s s) for %s to replay up to the flush position'
+                             % (self.catchup_timeout, self.tname),
                              'stop: %s' % ' '.join(self.stop_command),
                              'pg_controldata: read the shutdown checkpoint',
                              'wait (at most %s s) for %s to replay past it'
                              % (self.catchup_timeout, self.tname),
-                             'pg_promote(true, %d) on %s' % (self.promote_timeout, self.tname)],
+                             'pg_promote(false) on %s, then poll until it left recovery '
+                             '(at most %d s)' % (self.tname, self.promote_timeout)],
                     msg='would switch over from %s to %s (lag %d bytes)'
                         % (self.node_name, self.tname, lag))
                 return result

@@ -26,8 +26,8 @@ description:
   - The record is a JSON file C(<lock_dir>/<cluster>.json) (mode 0600, directory
     0700). Every write is a compare-and-swap under an exclusive C(flock) of
     C(<lock_dir>/<cluster>.flock), atomic (rename) and durable (fsync of the file
-    and the directory). Playbooks take it on every node of the cluster in a fixed
-    order, all or nothing, and hold it when a majority of the cluster's nodes
+    and the directory). Playbooks take it on the first node of a fixed order,
+    then on the other nodes at once, all or nothing, and hold it when a majority of the cluster's nodes
     granted it (role C(polardb.stack.lock)).
 author:
   - polardb.stack developers (!UNKNOWN)

@@ -23,14 +23,18 @@ description:
     and its login user may execute C(pg_promote). A lagging, stopped or foreign
     target is refused and nothing changes.
   - Then - C(CHECKPOINT) on the local engine (before the window; the shutdown
-    checkpoint is then quick); stop the local engine (O(stop_command), a fast
+    checkpoint is then quick); wait until the target replayed up to the local
+    flush position of that moment (before the window too - under load the
+    replay may lag; a target that does not get there within O(catchup_timeout)
+    is refused and nothing changes); stop the local engine (O(stop_command), a fast
     shutdown - the walsenders send all WAL including the shutdown checkpoint to
     the connected standbys before the engine exits); read the shutdown
     checkpoint location with C(pg_controldata) (the state must be C(shut down));
     poll the target every 10 ms, over the connection opened for the checks,
     until it has replayed past that record (everything the old RW ever
-    acknowledged is then on the target); C(SELECT pg_promote(true, promote_timeout))
-    on the target.
+    acknowledged is then on the target); C(SELECT pg_promote(false)) on the
+    target, then poll C(pg_is_in_recovery()) every 10 ms until it is false
+    (C(pg_promote(true\)) would look only every 100 ms).
   - If the target does not catch up within O(catchup_timeout), or the promote
     fails while the target is still in recovery, the local engine is started
     again (O(start_command)) as the RW and the module fails saying so; nothing
@@ -103,11 +107,13 @@ options:
     type: int
     default: 16777216
   catchup_timeout:
-    description: Seconds the target may take, after the local engine stopped, to replay past its shutdown checkpoint.
+    description:
+      - Seconds the target may take to replay up to the local flush position before the stop (else refused, nothing
+        changed), and again, after the stop, to replay past the shutdown checkpoint (else the old RW is started again).
     type: float
     default: 30
   promote_timeout:
-    description: Seconds C(pg_promote) waits for the promotion (its C(wait_seconds)).
+    description: Seconds the promotion may take (polled after C(pg_promote(false\))).
     type: int
     default: 60
 extends_documentation_fragment:
@@ -206,12 +212,12 @@ lag_bytes:
   sample: 0
 timings:
   description:
-    - Seconds - C(checkpoint_s) (before the window), C(stop_s), C(controldata_s),
+    - Seconds - C(checkpoint_s) and C(precatchup_s) (before the window), C(stop_s), C(controldata_s),
       C(catchup_s), C(promote_s), C(write_unavailable_s) (stop to promoted) and
       C(total_s) (the whole run, checks included). Keys of steps not run are absent.
   returned: always
   type: dict
-  sample: {checkpoint_s: 0.021, stop_s: 0.112, controldata_s: 0.006, catchup_s: 0.001, promote_s: 0.061,
+  sample: {checkpoint_s: 0.021, precatchup_s: 0.002, stop_s: 0.112, controldata_s: 0.006, catchup_s: 0.001, promote_s: 0.061,
            write_unavailable_s: 0.18, total_s: 0.31}
 executed:
   description: The steps run, checks included (no secrets).
@@ -220,8 +226,10 @@ executed:
   elements: str
   sample: ["check: local engine (pg_controldata, status query on /var/run/postgresql port 5432)",
            "check: target pdb2 status", "CHECKPOINT on the local engine",
-           "stop: systemctl stop polardb@demo.service", "pg_controldata: shut down, checkpoint at 0/5000028",
-           "wait for pdb2 to replay past 0/5000028", "pg_promote(true, 60) on pdb2"]
+           "wait for pdb2 to replay up to 0/4FFF000 (before the stop)", "stop: systemctl stop polardb@demo.service",
+           "pg_controldata: shut down, checkpoint at 0/5000028",
+           "wait for pdb2 to replay past 0/5000028",
+           "pg_promote(false) on pdb2, then poll until it left recovery (at most 60 s)"]
 planned:
   description: In check mode, the steps that would run.
   returned: check mode, when a switchover would happen

@@ -1,13 +1,17 @@
 """HA benchmark on the lab (make bench-ha): a client writes continuously through
-the multi-host DSN while the cluster is switched over N times and failed over M
-times (the RW's host powered off). Per run: write unavailability (longest gap
-between acknowledged writes), playbook wall time, acknowledged ids missing
-afterwards. Results go to a JSON file (docs/benchmarks/ha-results.json),
+the multi-host DSN while the cluster is switched over N times idle, N times
+under a pgbench load, and failed over M times (the RW's host powered off). Per
+run: write unavailability (longest gap between acknowledged writes), the
+switchover module's window split into its phases, the playbook's wall time
+split into its phases (from the ansible.posix.jsonl events), acknowledged ids
+missing afterwards. Results go to a JSON file (docs/benchmarks/ha-results.json),
 summarised in docs/benchmarks.md. Measures; never asserts a timing."""
 import argparse
 import datetime
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,9 +34,74 @@ LAB_DESCRIPTION = ('3 nspawn hosts, PostgreSQL 15 (Debian), one LUN per node on 
                    'TLS (verify-full), 2-core VM')
 
 
-def playbook(name, *args):
+# The load of the "under load" switchovers: pgbench's TPC-B-like script at a
+# fixed rate (so runs compare), on the RW through the same multi-host DSN.
+PGBENCH_SCALE = 10
+PGBENCH_ARGS = ['-c', '8', '-j', '2', '-R', '400', '-n', '-P', '1', '-T', '300']
+LOAD_DESCRIPTION = 'pgbench scale %d, %s' % (PGBENCH_SCALE, ' '.join(PGBENCH_ARGS[:6]))
+
+# Where a playbook's time goes: tasks by name (first match wins); the rest is
+# "checks" before the critical section and "other" after it; "startup" is the
+# wall time outside every task (ansible's start, plays, includes).
+PHASES = (
+    ('critical_section', ('Stop writes, wait for the target',)),
+    ('lock', ('Lock |', 'operation lock', 'in the lock')),
+    ('rejoin', ('Follow the RW', 'Replicate from nobody', 'replicates from nobody', 'follow it')),
+    ('waits', ('waiting until', 'Wait until')),
+    ('discovery', ('Topology | Ask every engine',)),
+)
+TPS = re.compile(r'progress: [0-9.]+ s, ([0-9.]+) tps')
+
+
+def _ts(text):
+    return datetime.datetime.fromisoformat(text.rstrip('Z')).timestamp()
+
+
+def playbook_events(output):
+    events = []
+    for line in output.splitlines():
+        if line.startswith('{'):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
+def phases(events, wall):
+    """Seconds per phase of one playbook run, from its jsonl events."""
+    spans = {}
+    for e in events:
+        task = e.get('task')
+        if not task or 'end' not in task.get('duration', {}):
+            continue
+        span = spans.setdefault(task['id'], [task['name'], _ts(task['duration']['start']), 0.0])
+        span[2] = max(span[2], _ts(task['duration']['end']))
+    out = dict.fromkeys(('startup', 'discovery', 'checks', 'lock', 'critical_section', 'rejoin', 'waits',
+                         'other'), 0.0)
+    seen_critical = False
+    for name, start, end in sorted(spans.values(), key=lambda s: s[1]):
+        phase = next((p for p, needles in PHASES if any(n in name for n in needles)), None)
+        if phase == 'critical_section':
+            seen_critical = True
+        out[phase or ('other' if seen_critical else 'checks')] += end - start
+    out['startup'] = max(0.0, wall - sum(out.values()))
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def module_timings(events, action='polardb.stack.switchover'):
+    for e in events:
+        for result in (e.get('hosts') or {}).values():
+            if result.get('action') == action and not result.get('skipped') and 'timings' in result:
+                return result['timings']
+    return None
+
+
+def playbook(name, *args, jsonl=False):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    if jsonl:
+        env.update(ANSIBLE_STDOUT_CALLBACK='ansible.posix.jsonl', ANSIBLE_CALLBACKS_ENABLED='')
     t0 = time.monotonic()
     path = LAB_PLAYBOOK if name == 'lab' else os.path.join(ROOT, 'playbooks', name + '.yml')
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), path, '-i', LAB_INVENTORY] + list(args),
@@ -56,25 +125,72 @@ def the_rw(lab, hosts):
     return None
 
 
-def measure(lab, kind, args, settle=1.5, before=None):
+def pgbench(lab, *args):
+    env = dict(os.environ, PGCONNECT_TIMEOUT='2')
+    return ['pgbench'] + list(args) + [lab_dsn(lab)], env
+
+
+def pgbench_init(lab):
+    argv, env = pgbench(lab, '-i', '-s', str(PGBENCH_SCALE), '-q')
+    subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+
+
+class Load(object):
+    """pgbench on the RW while a switchover runs; its clients end with the old RW."""
+
+    def __init__(self, lab):
+        argv, env = pgbench(lab, *PGBENCH_ARGS)
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            err = self.proc.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            err = self.proc.communicate()[1]
+        rates = [float(m) for m in TPS.findall(err or '')]
+        return round(sum(rates[:3]) / len(rates[:3]), 1) if rates else None
+
+
+def measure(lab, kind, args, settle=1.5, before=None, load=None):
     writer = Writer(lab_dsn(lab)).start()
+    if load:
+        load = Load(lab)
+        settle = 3.0
     time.sleep(settle)
     if before:
         before()
-    rc, wall, t0, output = playbook(kind, *args)
-    time.sleep(settle)
+    rc, wall, t0, output = playbook(kind, *args, jsonl=True)
+    time.sleep(1.5)
     writer.stop()
+    tps = load.stop() if load else None
     acked_after = [ack[1] for ack in writer.acked if ack[1] >= t0]
     gap = writer.longest_gap(since=t0 - settle)
     run = {'kind': kind, 'rc': rc, 'playbook_s': round(wall, 3),
            'write_unavailable_s': round(gap, 3) if gap is not None else None,
            'acked': len(writer.acked), 'missing': len(writer.missing()),
            'first_ack_after_start_s': round(acked_after[0] - t0, 3) if acked_after else None}
+    run['load'] = LOAD_DESCRIPTION if load else 'idle'
+    if tps is not None:
+        run['load_tps'] = tps
+    events = playbook_events(output)
+    run['phases'] = phases(events, wall)
+    timings = module_timings(events)
+    if timings:
+        run['module'] = timings
     for line in output.splitlines():
-        if ('writes unavailable' in line or 'writable after' in line) and 'playbook' in line:
-            run['reported'] = line.strip().strip("-' ")
-            if 'writable after' in line:
-                run['writable_after_s'] = float(line.split('writable after ')[1].split(' s')[0])
+        m = re.search(r'(switchover \S+ -> \S+: writes unavailable [^"]*?playbook [0-9.]+ s'
+                      r'|failover [^"]*?writable after [0-9.]+ s[^"]*?playbook [0-9.]+ s)', line)
+        if m:
+            run['reported'] = m.group(1)
+            w = re.search(r'writable after ([0-9.]+) s', m.group(1))
+            if w:
+                run['writable_after_s'] = float(w.group(1))
     if rc != 0:
         run['error_tail'] = output[-1500:]
     return run
@@ -83,6 +199,7 @@ def measure(lab, kind, args, settle=1.5, before=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--switchovers', type=int, default=10)
+    ap.add_argument('--loaded-switchovers', type=int, default=10)
     ap.add_argument('--failovers', type=int, default=5)
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'benchmarks',
                                                   'ha-results.json'))
@@ -94,6 +211,12 @@ def main():
     for i in range(args.switchovers):
         run = measure(lab, 'switchover', ['-e', 'cluster=demo'])
         print('switchover %d: %s' % (i + 1, json.dumps(run)), flush=True)
+        runs.append(run)
+    if args.loaded_switchovers:
+        pgbench_init(lab)
+    for i in range(args.loaded_switchovers):
+        run = measure(lab, 'switchover', ['-e', 'cluster=demo'], load=True)
+        print('switchover under load %d: %s' % (i + 1, json.dumps(run)), flush=True)
         runs.append(run)
     if args.failovers and os.path.exists(os.path.join(ROOT, 'playbooks', 'failover.yml')):
         # Synchronous replication: a failover to the most advanced replica loses nothing.

@@ -28,11 +28,28 @@ def module_window(run):
     return float(m.group(1)) if m else None
 
 
+MODULE_PHASES = ('checkpoint_s', 'precatchup_s', 'stop_s', 'controldata_s', 'catchup_s', 'promote_s',
+                 'write_unavailable_s')
+COMMAND_PHASES = ('startup', 'discovery', 'checks', 'lock', 'critical_section', 'rejoin', 'waits', 'other')
+
+
+def group(run):
+    """The summary a run counts in: switchover (idle), switchover_under_load, failover."""
+    if run['kind'] == 'switchover' and run.get('load', 'idle') != 'idle':
+        return 'switchover_under_load'
+    return run['kind']
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 4) if values else None
+
+
 def summarize(runs):
-    """Per kind: counts, medians and maxima of the successful runs, and what was lost."""
+    """Per group: counts, medians and maxima of the successful runs, and what was lost."""
     summary = {}
-    for kind in ('switchover', 'failover'):
-        all_runs = [r for r in runs if r['kind'] == kind]
+    for name in ('switchover', 'switchover_under_load', 'failover'):
+        all_runs = [r for r in runs if group(r) == name]
         ok = [r for r in all_runs if r['rc'] == 0]
         if not ok:
             continue
@@ -42,13 +59,20 @@ def summarize(runs):
              'write_unavailable_max_s': max(gaps),
              'playbook_median_s': round(statistics.median(r['playbook_s'] for r in ok), 3),
              'missing_total': sum(r['missing'] for r in ok)}
+        if name == 'switchover_under_load':
+            s['load'] = ok[0].get('load')
+            s['load_tps_median'] = _median(r.get('load_tps') for r in ok)
         writable = [r['writable_after_s'] for r in ok if r.get('writable_after_s') is not None]
         if writable:
             s.update(writable_after_median_s=statistics.median(writable), writable_after_max_s=max(writable))
         first = [r['first_ack_after_start_s'] for r in ok if r.get('first_ack_after_start_s') is not None]
-        if kind == 'failover' and first:
+        if name == 'failover' and first:
             s['client_first_ack_median_s'] = round(statistics.median(first), 3)
-        summary[kind] = s
+        if any(r.get('module') for r in ok):
+            s['module_median_s'] = {k: _median((r.get('module') or {}).get(k) for r in ok) for k in MODULE_PHASES}
+        if any(r.get('phases') for r in ok):
+            s['phases_median_s'] = {k: _median((r.get('phases') or {}).get(k) for r in ok) for k in COMMAND_PHASES}
+        summary[name] = s
     return summary
 
 
@@ -56,24 +80,55 @@ def _f(value, digits):
     return '-' if value is None else '%.*f' % (digits, value)
 
 
+def _switchover_table(title, sw, s, loaded):
+    out = ['## %s, %d runs' % (title, len(sw)), '',
+           '| run |%s write unavailability (s) | module window (s) | stop / replay / promote (s) | playbook (s) '
+           '| acknowledged | missing |' % (' load (tps) |' if loaded else ''),
+           '| --- |%s --- | --- | --- | --- | --- | --- |' % (' --- |' if loaded else '')]
+    for i, r in enumerate(sw, 1):
+        gap = _f(r['write_unavailable_s'], 3) if r['rc'] == 0 else 'failed'
+        m = r.get('module') or {}
+        window = m.get('write_unavailable_s', module_window(r))
+        split = ' / '.join(_f(m.get(k), 3) for k in ('stop_s', 'catchup_s', 'promote_s')) if m else '-'
+        load = (' %s |' % _f(r.get('load_tps'), 0)) if loaded else ''
+        out.append('| %d |%s %s | %s | %s | %s | %d | %d |' % (
+            i, load, gap, _f(window, 3), split, _f(r['playbook_s'], 1), r['acked'], r['missing']))
+    if s:
+        out += ['', '**Median write unavailability %.3f s, maximum %.3f s, %d acknowledged writes missing, '
+                    '%d failed runs; median playbook %.1f s.**'
+                % (s['write_unavailable_median_s'], s['write_unavailable_max_s'], s['missing_total'],
+                   s['failed_runs'], s['playbook_median_s'])]
+    return out
+
+
+def _phase_table(summary):
+    cols = [(n, summary[n]) for n in ('switchover', 'switchover_under_load') if n in summary]
+    if not any(s.get('module_median_s') or s.get('phases_median_s') for name, s in cols):
+        return []
+    out = ['', '## Where a switchover\'s time goes (medians, seconds)', '',
+           '| phase |%s' % ''.join(' %s |' % ('idle' if n == 'switchover' else 'under load') for n, s in cols),
+           '| --- |%s' % (' --- |' * len(cols))]
+    for k in MODULE_PHASES:
+        cells = ''.join(' %s |' % _f((s.get('module_median_s') or {}).get(k), 3) for name, s in cols)
+        out.append('| module: %s |%s' % (k[:-2].replace('_', ' '), cells))
+    for k in COMMAND_PHASES:
+        cells = ''.join(' %s |' % _f((s.get('phases_median_s') or {}).get(k), 2) for name, s in cols)
+        out.append('| playbook: %s |%s' % (k.replace('_', ' '), cells))
+    out.append('| playbook: wall time |%s' % ''.join(' %s |' % _f(s['playbook_median_s'], 2) for name, s in cols))
+    return out
+
+
 def render(result):
     runs, summary = result['runs'], summarize(result['runs'])
     out = [BEGIN, '', 'Results of %s (%s).' % (result['date'][:10], result.get('lab') or 'the lab'), '']
-    sw = [r for r in runs if r['kind'] == 'switchover']
-    if sw:
-        s = summary.get('switchover', {})
-        out += ['## Switchover: `playbooks/switchover.yml`, %d runs' % len(sw), '',
-                '| run | write unavailability (s) | module window (s) | playbook (s) | acknowledged | missing |',
-                '| --- | --- | --- | --- | --- | --- |']
-        for i, r in enumerate(sw, 1):
-            gap = _f(r['write_unavailable_s'], 3) if r['rc'] == 0 else 'failed'
-            cells = (i, gap, _f(module_window(r), 3), _f(r['playbook_s'], 1), r['acked'], r['missing'])
-            out.append('| %d | %s | %s | %s | %d | %d |' % cells)
-        if s:
-            out += ['', '**Median write unavailability %.3f s, maximum %.3f s, %d acknowledged writes missing, '
-                        '%d failed runs; median playbook %.1f s.**'
-                    % (s['write_unavailable_median_s'], s['write_unavailable_max_s'], s['missing_total'],
-                       s['failed_runs'], s['playbook_median_s'])]
+    idle = [r for r in runs if group(r) == 'switchover']
+    if idle:
+        out += _switchover_table('Switchover: `playbooks/switchover.yml`, idle', idle, summary.get('switchover'), False)
+    loaded = [r for r in runs if group(r) == 'switchover_under_load']
+    if loaded:
+        s = summary.get('switchover_under_load')
+        out += [''] + _switchover_table('Switchover under load (%s)' % loaded[0].get('load'), loaded, s, True)
+    out += _phase_table(summary)
     fo = [r for r in runs if r['kind'] == 'failover']
     if fo:
         s = summary.get('failover', {})

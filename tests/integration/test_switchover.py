@@ -90,12 +90,16 @@ def test_switchover_to_a_lagging_replica_is_refused(playbook, ssh, lab_hosts):
 def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
     first = start_playbook('switchover')
     try:
-        read_until(first, 'PLAY [Switchover | Critical section')  # it holds the lock
-        second = playbook('switchover', '-e', 'cluster=demo')
+        read_until(first, "Lock | Remember that this run's heartbeat runs")  # it holds the lock
+        # held still while the second run looks: a switchover is over in seconds
+        os.killpg(first.pid, signal.SIGSTOP)
+        second = playbook('switchover', '-e', 'cluster=demo', '-e', 'polardb_lock_wait_seconds=0')
         text = one_line(second.output)
         assert second.rc != 0
         assert 'Cluster demo is locked by switchover' in text and 'That run is still going' in text
+        assert second.changed() == {}
     finally:
+        os.killpg(first.pid, signal.SIGCONT)
         out = first.communicate(timeout=300)[0]
     assert first.returncode == 0, out[-3000:]
     wait_streaming(ssh, lab_hosts, the_rw(ssh, lab_hosts))
@@ -105,7 +109,7 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
 @pytest.mark.parametrize('marker', [
     'Switchover | Record the decision in the lock',              # before anything changed
     'TASK [Switchover | Stop writes, wait for the target',        # inside the critical section
-    'PLAY [Switchover | Rejoin the old RW',                       # old RW stopped, target promoted
+    'TASK [Switchover | The new RW replicates from nobody',       # old RW stopped, target promoted
 ])
 def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab, lab_hosts, writer, marker):
     old = the_rw(ssh, lab_hosts)

@@ -43,3 +43,22 @@ def test_a_doc_without_markers_is_an_error(tmp_path):
     doc.write_text('no markers\n')
     with pytest.raises(ValueError):
         benchmarks_doc.main(['--doc', str(doc)])
+
+
+def test_loaded_runs_are_summarised_apart_with_their_phases():
+    module = {'checkpoint_s': 0.03, 'precatchup_s': 0.01, 'stop_s': 0.07, 'controldata_s': 0.01,
+              'catchup_s': 0.002, 'promote_s': 0.04, 'write_unavailable_s': 0.12}
+    phases = {'startup': 2.0, 'discovery': 1.0, 'checks': 1.5, 'lock': 2.5, 'critical_section': 1.2,
+              'rejoin': 1.8, 'waits': 0.7, 'other': 0.3}
+    runs = [run('switchover', 0.1), run('switchover', 0.2, load='pgbench', load_tps=398.0, module=module,
+                                        phases=phases),
+            run('switchover', 0.4, load='pgbench', load_tps=402.0, module=dict(module, stop_s=0.2),
+                phases=phases)]
+    s = benchmarks_doc.summarize(runs)
+    assert s['switchover']['runs'] == 1 and 'module_median_s' not in s['switchover']
+    loaded = s['switchover_under_load']
+    assert loaded['runs'] == 2 and loaded['write_unavailable_max_s'] == 0.4 and loaded['load_tps_median'] == 400.0
+    assert loaded['module_median_s']['stop_s'] == 0.135 and loaded['phases_median_s']['lock'] == 2.5
+    text = benchmarks_doc.render({'date': '2026-12-02T00:00:00', 'runs': runs})
+    assert '## Switchover under load (pgbench), 2 runs' in text
+    assert '| module: stop | - | 0.135 |' in text and '| playbook: lock | - | 2.50 |' in text

@@ -437,3 +437,21 @@ def test_decision_refuses_another_operation_or_several_runs_unless_abandoned():
     assert ol.inspect_decision({'pdb1': q(rec(), True)}, 'create_cluster', 'x', True)['action'] == 'start'
     several = {'pdb1': q(rec(), True), 'pdb2': q(rec(owner=dict(run_id='zz')), True)}
     assert ol.inspect_decision(several, 'switchover', 'x')['reason'] == 'several'
+
+
+def test_take_answers_from_registered_results():
+    lock = {'owner': {'run_id': 'r1'}, 'version': 'v2'}
+    answers = ol.take_answers([
+        ['pdb1', {'changed': False, 'lock': lock, 'previous': None}],
+        ['pdb2', {'msg': 'Cluster demo is locked by switchover', 'lock': {'owner': {'run_id': 'r0'}}}],
+        ['pdb3', {'unreachable': True, 'msg': 'Failed to connect to the host via ssh'}],
+        ['pdb4', {'skipped': True, 'changed': False}],
+    ])
+    assert [a['node'] for a in answers] == ['pdb1', 'pdb2', 'pdb3']
+    assert answers[0] == dict(node='pdb1', unreachable=False, granted=True, refused=False, msg='', changed=True,
+                              lock=lock, previous=None)
+    assert answers[1]['refused'] and not answers[1]['granted']
+    assert answers[2]['unreachable'] and not answers[2]['granted'] and not answers[2]['refused']
+    outcome = ol.take_outcome(answers, ['pdb1', 'pdb2', 'pdb3'])
+    assert not outcome['ok'] and outcome['rollback'] == [{'node': 'pdb1', 'restore': None}]
+    assert ol.take_answers([['pdb1', {'lock': lock}]], check_mode=True)[0]['changed'] is False

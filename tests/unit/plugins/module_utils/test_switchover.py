@@ -77,6 +77,7 @@ class Host(object):
         self.stop_rc, self.start_rc = stop_rc, start_rc
         self.stop_s, self.controldata_s, self.checkpoint_s = stop_s, controldata_s, checkpoint_s
         self.ckpt, self.tli = ckpt, tli
+        self.flushed = '0/4FFF000'   # after the CHECKPOINT
         self.running = True
         self.calls = []
         self.executed = []
@@ -96,6 +97,8 @@ class Host(object):
             elif query == 'CHECKPOINT':
                 self.clock.now += self.checkpoint_s
                 out = 'CHECKPOINT\n'
+            elif query == sw.FLUSH_SQL:
+                out = self.flushed + '\n'
             else:
                 raise AssertionError('unexpected query %s' % query)
         elif prog == 'pg_controldata':
@@ -126,7 +129,7 @@ class Host(object):
         for c in self.calls:
             if os.path.basename(c[0]) == 'psql':
                 q = c[c.index('-c') + 1]
-                out.append('psql:' + ('probe' if q == PROBE_SQL else q))
+                out.append('psql:' + ('probe' if q == PROBE_SQL else 'flush' if q == sw.FLUSH_SQL else q))
             elif os.path.basename(c[0]) == 'pg_controldata':
                 out.append('pg_controldata')
             else:
@@ -197,15 +200,15 @@ class Session(object):
             return {'in_recovery': t.in_recovery, 'replay_lsn': t.replay_lsn()}
         if query == sw.RECOVERY_SQL:
             return {'in_recovery': t.in_recovery}
-        if query.startswith('SELECT pg_promote(true, '):
+        if query == sw.PROMOTE_SQL:
             t.clock.now += t.promote_s
             behaviour, t.promote = t.promote, None
-            if behaviour in ('ok', 'lost', 'error-after'):
+            if behaviour in ('ok', 'lost', 'error-after'):   # 'never': stays in recovery
                 t.in_recovery = False
                 t.tli += 1
             if t.after_promote:
                 t.after_promote()
-            if behaviour == 'ok':
+            if behaviour in ('ok', 'never'):
                 return {'promoted': True}
             if behaviour == 'false':
                 return {'promoted': False}
@@ -250,22 +253,72 @@ def test_happy_path_timings_and_order():
     assert t['checkpoint_s'] == pytest.approx(0.02)
     assert t['stop_s'] == pytest.approx(0.1)
     assert t['controldata_s'] == pytest.approx(0.005)
-    assert t['catchup_s'] == pytest.approx(0.02)   # 2 polls at CKPT itself, then past it
+    assert t['precatchup_s'] == pytest.approx(0)    # already replayed up to the flush position
+    assert t['catchup_s'] == pytest.approx(0.01)   # 1 poll at CKPT itself, then past it
     assert t['promote_s'] == pytest.approx(0.05)
-    assert t['write_unavailable_s'] == pytest.approx(0.175)
-    assert t['total_s'] == pytest.approx(0.2)   # + the first pg_controldata (0.005)
-    assert clock.sleeps == [0.01, 0.01]
-    # checks, CHECKPOINT, stop, pg_controldata: nothing else is spawned; never started again
-    assert host.commands() == ['pg_controldata', 'psql:probe', 'psql:CHECKPOINT',
+    assert t['write_unavailable_s'] == pytest.approx(0.165)
+    assert t['total_s'] == pytest.approx(0.19)   # + the first pg_controldata (0.005) and the CHECKPOINT
+    assert clock.sleeps == [0.01]
+    # checks, CHECKPOINT, flush position, stop, pg_controldata: nothing else is spawned; never started again
+    assert host.commands() == ['pg_controldata', 'psql:probe', 'psql:CHECKPOINT', 'psql:flush',
                                ' '.join(STOP), 'pg_controldata']
     # one connection to the target, opened before the stop, used for the polls and the promote
     assert target.connects == 1
-    assert 'SELECT pg_promote(true, 60) AS promoted' in target.queries
+    promote = target.queries.index(sw.PROMOTE_SQL)
+    assert target.queries[promote + 1:] == [sw.RECOVERY_SQL, sw.NEW_RW_SQL]
     assert r['executed'][2:] == [
-        'CHECKPOINT on the local engine', 'stop: ' + ' '.join(STOP),
+        'CHECKPOINT on the local engine',
+        'wait for pdb2 to replay up to 0/4FFF000 (before the stop)', 'stop: ' + ' '.join(STOP),
         'pg_controldata: shut down, checkpoint at %s' % CKPT,
-        'wait for pdb2 to replay past %s' % CKPT, 'pg_promote(true, 60) on pdb2']
+        'wait for pdb2 to replay past %s' % CKPT,
+        'pg_promote(false) on pdb2, then poll until it left recovery (at most 60 s)']
     assert 'nothing lost' in r['msg']
+
+
+def test_a_lagging_replay_is_brought_up_to_the_flush_position_before_the_stop():
+    clock = Clock()
+    target = Target(clock, replay=('0/4F00000', '0/4F80000', '0/4FFF000', '0/5000028', PAST))
+    s, host, target, clock = make(clock, target=target)
+    r = s.run()
+    assert r['changed'] is True
+    assert r['timings']['precatchup_s'] == pytest.approx(0.02)   # 2 polls short of 0/4FFF000
+    assert r['timings']['catchup_s'] == pytest.approx(0.01)
+    # the waits before the stop are outside the window
+    assert r['timings']['write_unavailable_s'] == pytest.approx(0.165)
+    assert host.commands().index('psql:flush') < host.commands().index(' '.join(STOP))
+
+
+def test_a_target_that_cannot_keep_up_is_refused_before_the_stop():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, replay=('0/4F00000',)), catchup_timeout=1)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'did not replay up to the flush position 0/4FFF000 within 1.0 s' in e.value.msg
+    assert 'cannot keep up' in e.value.msg and 'nothing was changed' in e.value.msg
+    assert ' '.join(STOP) not in host.commands() and ' '.join(START) not in host.commands()
+    assert sw.PROMOTE_SQL not in target.queries
+
+
+def test_promote_polls_until_the_target_left_recovery():
+    clock = Clock()
+    target = Target(clock)
+    answers = [True, True, False]
+    real_one = Session.one
+
+    def one(session, query, params=None):
+        if query == sw.RECOVERY_SQL and target.in_recovery is False and answers:
+            target.queries.append(query)
+            return {'in_recovery': answers.pop(0)}   # the startup process takes 3 polls to finish
+        return real_one(session, query, params)
+    Session.one = one
+    try:
+        s, host, target, clock = make(clock, target=target)
+        r = s.run()
+    finally:
+        Session.one = real_one
+    assert r['changed'] is True and not answers
+    assert r['timings']['promote_s'] == pytest.approx(0.05 + 0.02)
+    assert target.queries.count(sw.RECOVERY_SQL) == 3
 
 
 def test_replay_equal_to_the_checkpoint_is_not_enough():
@@ -286,7 +339,7 @@ def test_check_mode_runs_the_checks_and_stops_nothing():
     assert host.commands() == ['pg_controldata', 'psql:probe']
     assert not any(q.startswith('SELECT pg_promote') for q in target.queries)
     assert sw.CAN_PROMOTE_SQL in target.queries
-    assert r['planned'][1] == 'stop: ' + ' '.join(STOP)
+    assert r['planned'][2] == 'stop: ' + ' '.join(STOP)
     assert r['msg'].startswith('would switch over from pdb1 to pdb2')
 
 
@@ -510,10 +563,19 @@ def test_promote_error_with_target_still_in_recovery_restarts_the_old_rw():
 
 def test_promote_timeout_restarts_and_warns_of_the_pending_request():
     clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='never'), promote_timeout=2)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'not promoted within 2 s' in e.value.msg and 'may still be pending' in e.value.msg
+    assert host.commands()[-1] == ' '.join(START)
+
+
+def test_promote_refused_restarts_the_old_rw():
+    clock = Clock()
     s, host, target, clock = make(clock, target=Target(clock, promote='false'))
     with pytest.raises(PolarDBError) as e:
         s.run()
-    assert 'returned false' in e.value.msg and 'may still be pending' in e.value.msg
+    assert 'returned false' in e.value.msg and 'may still be pending' not in e.value.msg
     assert host.commands()[-1] == ' '.join(START)
 
 

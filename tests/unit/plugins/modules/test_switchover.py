@@ -75,6 +75,8 @@ class World(object):
             if q == PROBE_SQL:
                 return 0, probe(False, '0/4FFF000', replication=[
                     {'application_name': 'pdb2', 'slot_name': 'pdb2', 'state': 'streaming'}]) + '\n', ''
+            if q == sw.FLUSH_SQL:
+                return 0, '0/4FFF000\n', ''
             return 0, q + '\n', ''
         if prog in ('systemctl', 'pg_ctl'):
             if 'stop' in cmd:
@@ -98,9 +100,11 @@ class World(object):
         if query == sw.REPLAY_SQL:
             lsn = self.replay.pop(0) if len(self.replay) > 1 else self.replay[0]
             return {'in_recovery': self.target_in_recovery, 'replay_lsn': lsn}
-        if query.startswith('SELECT pg_promote('):
+        if query == sw.PROMOTE_SQL:
             self.target_in_recovery = False
             return {'promoted': True}
+        if query == sw.RECOVERY_SQL:
+            return {'in_recovery': self.target_in_recovery}
         if query == sw.NEW_RW_SQL:
             return {'in_recovery': False, 'wal_file': '000000020000000000000005'}
         raise AssertionError('unexpected query %s' % query)
@@ -178,7 +182,7 @@ def test_own_stop_and_start_commands(world):
     kind, r = world.run(args)
     assert kind is Exit and r['changed'] is True
     assert stop in world.commands
-    assert r['executed'][3] == 'stop: ' + ' '.join(stop)
+    assert r['executed'][4] == 'stop: ' + ' '.join(stop)
 
 
 def test_service_or_commands_are_required(world):
