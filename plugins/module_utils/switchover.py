@@ -10,8 +10,8 @@ write-unavailability window holds only what it must:
    target is reachable, in recovery, of the same system identifier, streams
    from this RW (a streaming walsender of this RW serves its slot or its
    application_name) and lags at most ``max_lag_bytes``;
-2. ``CHECKPOINT`` locally (outside the window: the shutdown checkpoint is then
-   quick); wait until the target replayed up to this RW's flush position of that
+2. ``CHECKPOINT`` locally, again while the last one took more than 0.1 s (at
+   most 3 times; outside the window: the shutdown checkpoint is then quick); wait until the target replayed up to this RW's flush position of that
    moment (outside the window too: under load the replay may lag, and after
    the stop only the last moments are left to replay; a target that cannot
    keep up is refused, nothing changed);
@@ -51,6 +51,11 @@ DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 DEFAULT_CATCHUP_TIMEOUT = 30.0
 DEFAULT_PROMOTE_TIMEOUT = 60
 POLL_INTERVAL = 0.01
+# Under load a CHECKPOINT takes a while, and what is dirtied meanwhile is left
+# for the shutdown checkpoint, inside the window: checkpoint again until one is
+# quick (each round has less to write than the one before), at most this often.
+QUICK_CHECKPOINT_S = 0.1
+MAX_CHECKPOINTS = 3
 
 FLUSH_SQL = 'SELECT pg_current_wal_flush_lsn()'
 CAN_PROMOTE_SQL = ("SELECT has_function_privilege('pg_catalog.pg_promote(boolean, integer)', "
@@ -482,12 +487,19 @@ class Switchover(object):
         clock = self.clock
         # (a) outside the window: the shutdown checkpoint has little left to write
         c0 = clock()
-        try:
-            self.instance.execute('CHECKPOINT')
-        except PolarDBError as e:
-            raise self._error('CHECKPOINT on the local engine failed, nothing was changed: %s' % e.msg)
+        rounds = 0
+        while True:
+            r0 = clock()
+            try:
+                self.instance.execute('CHECKPOINT')
+            except PolarDBError as e:
+                raise self._error('CHECKPOINT on the local engine failed, nothing was changed: %s' % e.msg)
+            rounds += 1
+            self._step('CHECKPOINT on the local engine')
+            if clock() - r0 <= QUICK_CHECKPOINT_S or rounds >= MAX_CHECKPOINTS:
+                break
         self.timings['checkpoint_s'] = round(clock() - c0, 6)
-        self._step('CHECKPOINT on the local engine')
+        self.timings['checkpoints'] = rounds
 
         # (a') still outside the window: the target replays up to where this RW's
         # WAL is flushed now, so that after the stop only the last moments and the

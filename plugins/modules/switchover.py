@@ -22,8 +22,10 @@ description:
     the target's slot or its application_name), lags at most O(max_lag_bytes)
     and its login user may execute C(pg_promote). A lagging, stopped or foreign
     target is refused and nothing changes.
-  - Then - C(CHECKPOINT) on the local engine (before the window; the shutdown
-    checkpoint is then quick); wait until the target replayed up to the local
+  - Then - C(CHECKPOINT) on the local engine, again while the last one took
+    more than 0.1 s, at most 3 times (before the window; under load what a slow
+    checkpoint leaves dirty would otherwise be written by the shutdown
+    checkpoint, inside the window); wait until the target replayed up to the local
     flush position of that moment (before the window too - under load the
     replay may lag; a target that does not get there within O(catchup_timeout)
     is refused and nothing changes); stop the local engine (O(stop_command), a fast
@@ -212,12 +214,13 @@ lag_bytes:
   sample: 0
 timings:
   description:
-    - Seconds - C(checkpoint_s) and C(precatchup_s) (before the window), C(stop_s), C(controldata_s),
+    - Seconds - C(checkpoint_s) (all rounds; C(checkpoints) is their number) and C(precatchup_s) (before the
+      window), C(stop_s), C(controldata_s),
       C(catchup_s), C(promote_s), C(write_unavailable_s) (stop to promoted) and
       C(total_s) (the whole run, checks included). Keys of steps not run are absent.
   returned: always
   type: dict
-  sample: {checkpoint_s: 0.021, precatchup_s: 0.002, stop_s: 0.112, controldata_s: 0.006, catchup_s: 0.001, promote_s: 0.061,
+  sample: {checkpoint_s: 0.021, checkpoints: 1, precatchup_s: 0.002, stop_s: 0.112, controldata_s: 0.006, catchup_s: 0.001, promote_s: 0.061,
            write_unavailable_s: 0.18, total_s: 0.31}
 executed:
   description: The steps run, checks included (no secrets).

@@ -101,7 +101,7 @@ def playbook(name, *args, jsonl=False):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
     if jsonl:
-        env.update(ANSIBLE_STDOUT_CALLBACK='ansible.posix.jsonl', ANSIBLE_CALLBACKS_ENABLED='')
+        env.update(ANSIBLE_STDOUT_CALLBACK='ansible.posix.jsonl')
     t0 = time.monotonic()
     path = LAB_PLAYBOOK if name == 'lab' else os.path.join(ROOT, 'playbooks', name + '.yml')
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), path, '-i', LAB_INVENTORY] + list(args),

@@ -78,6 +78,7 @@ class Host(object):
         self.stop_s, self.controldata_s, self.checkpoint_s = stop_s, controldata_s, checkpoint_s
         self.ckpt, self.tli = ckpt, tli
         self.flushed = '0/4FFF000'   # after the CHECKPOINT
+        self.checkpoints = 0
         self.running = True
         self.calls = []
         self.executed = []
@@ -95,7 +96,9 @@ class Host(object):
             elif query == PROBE_SQL:
                 out = self.probe_text + '\n'
             elif query == 'CHECKPOINT':
-                self.clock.now += self.checkpoint_s
+                self.checkpoints += 1
+                cost = self.checkpoint_s
+                self.clock.now += cost.pop(0) if isinstance(cost, list) else cost
                 out = 'CHECKPOINT\n'
             elif query == sw.FLUSH_SQL:
                 out = self.flushed + '\n'
@@ -286,6 +289,19 @@ def test_a_lagging_replay_is_brought_up_to_the_flush_position_before_the_stop():
     # the waits before the stop are outside the window
     assert r['timings']['write_unavailable_s'] == pytest.approx(0.165)
     assert host.commands().index('psql:flush') < host.commands().index(' '.join(STOP))
+
+
+def test_under_load_checkpoints_again_until_one_is_quick():
+    clock = Clock()
+    s, host, target, clock = make(clock, host=Host(clock, checkpoint_s=[1.5, 0.3, 0.05, 0.05]))
+    r = s.run()
+    assert host.checkpoints == 3 and r['timings']['checkpoints'] == 3
+    assert r['timings']['checkpoint_s'] == pytest.approx(1.85)
+    assert r['executed'].count('CHECKPOINT on the local engine') == 3
+    clock = Clock()
+    s, host, target, clock = make(clock, host=Host(clock, checkpoint_s=[2.0, 1.0, 0.5, 0.2]))
+    assert s.run()['timings']['checkpoints'] == 3   # at most 3, quick or not
+    assert host.checkpoints == 3
 
 
 def test_a_target_that_cannot_keep_up_is_refused_before_the_stop():
