@@ -182,7 +182,7 @@ docs-site: venv ## HTML documentation of the modules and plugins (antsibull-docs
 
 bench: bench-ha ## all benchmarks (results in bench-results/, summary in docs/benchmarks.md)
 
-bench-ha: venv ## HA benchmark on the lab: 10 switchovers, 5 failovers, a client writing throughout
+bench-ha: venv ## HA benchmark on the lab: 10 switchovers idle and 10 under pgbench, 3 converges, 5 failovers, a client writing throughout
 	$(MAKE) lab-up create
 	$(VENV)/bin/python tests/bench/bench_ha.py
 	$(VENV)/bin/python tests/bench/benchmarks_doc.py

@@ -25,7 +25,7 @@ import yaml  # noqa: E402
 from labtools import LAB_INVENTORY, LAB_PLAYBOOK, LAB_VARS, VENV_BIN, Writer, lab_dsn  # noqa: E402
 
 sys.path.insert(0, HERE)
-from benchmarks_doc import summarize  # noqa: E402
+from benchmarks_doc import group, summarize  # noqa: E402
 
 
 # a second lab (POLARDB_LAB_VARS): its faults go to its own hosts
@@ -200,10 +200,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--switchovers', type=int, default=10)
     ap.add_argument('--loaded-switchovers', type=int, default=10)
+    ap.add_argument('--converges', type=int, default=3,
+                    help='create_cluster re-runs on the converged cluster (wall time, changed count)')
     ap.add_argument('--failovers', type=int, default=5)
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'benchmarks',
                                                   'ha-results.json'))
+    ap.add_argument('--merge', action='store_true',
+                    help='keep the runs of the kinds not measured this time (a count of 0) from --out')
     args = ap.parse_args()
+    kept = []
+    if args.merge and os.path.exists(args.out):
+        with open(args.out) as f:
+            previous = json.load(f)
+        measured = {'switchover': args.switchovers, 'switchover_under_load': args.loaded_switchovers,
+                    'failover': args.failovers, 'converge': args.converges}
+        kept = [r for r in previous['runs'] if not measured.get(group(r))]
+        for r in kept:
+            r.setdefault('measured', previous['date'][:10])
     with open(LAB_INVENTORY) as f:
         lab = yaml.safe_load(f)
     hosts = sorted(lab['all']['children']['polardb_demo']['hosts'])
@@ -217,6 +230,18 @@ def main():
     for i in range(args.loaded_switchovers):
         run = measure(lab, 'switchover', ['-e', 'cluster=demo'], load=True)
         print('switchover under load %d: %s' % (i + 1, json.dumps(run)), flush=True)
+        runs.append(run)
+    for i in range(args.converges):
+        rc, wall, t0, output = playbook('create_cluster', '-e', 'cluster=demo', jsonl=True)
+        events = playbook_events(output)
+        stats = next((e['stats'] for e in events if e.get('_event') == 'v2_playbook_on_stats'), {})
+        run = {'kind': 'converge', 'rc': rc, 'playbook_s': round(wall, 3),
+               'changed': sum(h.get('changed', 0) for h in stats.values()),
+               'tasks': sum(h.get('ok', 0) + h.get('changed', 0) for h in stats.values()),
+               'phases': phases(events, wall)}
+        if rc != 0:
+            run['error_tail'] = output[-1500:]
+        print('converge %d: %s' % (i + 1, json.dumps(run)), flush=True)
         runs.append(run)
     if args.failovers and os.path.exists(os.path.join(ROOT, 'playbooks', 'failover.yml')):
         # Synchronous replication: a failover to the most advanced replica loses nothing.
@@ -240,6 +265,10 @@ def main():
                 print('rebuild of %s failed:\n%s' % (victim, out[-2000:]), flush=True)
                 break
         playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=0')
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    for r in runs:
+        r['measured'] = today
+    runs = kept + runs
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     summary = summarize(runs)
     result = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(), 'machine': os.uname().nodename,

@@ -73,6 +73,13 @@ def summarize(runs):
         if any(r.get('phases') for r in ok):
             s['phases_median_s'] = {k: _median((r.get('phases') or {}).get(k) for r in ok) for k in COMMAND_PHASES}
         summary[name] = s
+    converges = [r for r in runs if r['kind'] == 'converge']
+    ok = [r for r in converges if r['rc'] == 0]
+    if ok:
+        summary['converge'] = {'runs': len(ok), 'failed_runs': len(converges) - len(ok),
+                               'playbook_median_s': round(statistics.median(r['playbook_s'] for r in ok), 3),
+                               'playbook_max_s': max(r['playbook_s'] for r in ok),
+                               'changed_max': max(r['changed'] for r in ok)}
     return summary
 
 
@@ -120,7 +127,9 @@ def _phase_table(summary):
 
 def render(result):
     runs, summary = result['runs'], summarize(result['runs'])
-    out = [BEGIN, '', 'Results of %s (%s).' % (result['date'][:10], result.get('lab') or 'the lab'), '']
+    dates = sorted(set(r.get('measured', result['date'][:10]) for r in runs)) or [result['date'][:10]]
+    when = dates[0] if len(dates) == 1 else 'between %s and %s' % (dates[0], dates[-1])
+    out = [BEGIN, '', 'Results of %s (%s).' % (when, result.get('lab') or 'the lab'), '']
     idle = [r for r in runs if group(r) == 'switchover']
     if idle:
         out += _switchover_table('Switchover: `playbooks/switchover.yml`, idle', idle, summary.get('switchover'), False)
@@ -129,6 +138,18 @@ def render(result):
         s = summary.get('switchover_under_load')
         out += [''] + _switchover_table('Switchover under load (%s)' % loaded[0].get('load'), loaded, s, True)
     out += _phase_table(summary)
+    cv = [r for r in runs if r['kind'] == 'converge']
+    if cv:
+        s = summary.get('converge')
+        out += ['', '## create_cluster re-run on the converged cluster, %d runs' % len(cv), '',
+                '| run | playbook (s) | changed | tasks run | startup (s) |', '| --- | --- | --- | --- | --- |']
+        for i, r in enumerate(cv, 1):
+            out.append('| %d | %s | %s | %s | %s |' % (
+                i, _f(r['playbook_s'], 1) if r['rc'] == 0 else 'failed', r.get('changed', '-'), r.get('tasks', '-'),
+                _f((r.get('phases') or {}).get('startup'), 1)))
+        if s:
+            out += ['', '**Median %.1f s, at most %.1f s; changed at most %d.**'
+                    % (s['playbook_median_s'], s['playbook_max_s'], s['changed_max'])]
     fo = [r for r in runs if r['kind'] == 'failover']
     if fo:
         s = summary.get('failover', {})

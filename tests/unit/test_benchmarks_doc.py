@@ -62,3 +62,14 @@ def test_loaded_runs_are_summarised_apart_with_their_phases():
     text = benchmarks_doc.render({'date': '2026-12-02T00:00:00', 'runs': runs})
     assert '## Switchover under load (pgbench), 2 runs' in text
     assert '| module: stop | - | 0.135 |' in text and '| playbook: lock | - | 2.50 |' in text
+
+
+def test_converge_runs_are_summarised():
+    runs = [dict(kind='converge', rc=0, playbook_s=38.0, changed=0, tasks=200, phases={'startup': 2.0}),
+            dict(kind='converge', rc=0, playbook_s=40.0, changed=1, tasks=201, phases={'startup': 2.1}),
+            dict(kind='converge', rc=2, playbook_s=5.0, changed=0, tasks=3)]
+    s = benchmarks_doc.summarize(runs)['converge']
+    assert s == {'runs': 2, 'failed_runs': 1, 'playbook_median_s': 39.0, 'playbook_max_s': 40.0, 'changed_max': 1}
+    text = benchmarks_doc.render({'date': '2026-12-02T00:00:00', 'runs': runs})
+    assert '| 1 | 38.0 | 0 | 200 | 2.0 |' in text and '| 3 | failed |' in text
+    assert '**Median 39.0 s, at most 40.0 s; changed at most 1.**' in text
