@@ -177,6 +177,10 @@ class Replication(object):
         status = self._sql(RECEIVER_SQL % quote_literal(self.upstream['host']))
         return status or None
 
+    def _streaming(self):
+        status = self._receiver()
+        return status if status and 'streaming' in status.split(',') else None
+
     def _as_replica(self):
         d = self.instance.dir_state()
         if not d['initialized']:
@@ -209,7 +213,14 @@ class Replication(object):
                 self._did('drop slot %s' % slot)
             return
         t0 = self.clock()
-        status, error = self._until(self._receiver, self.receiver_timeout)
+        # streaming, not only started: the playbook's next step waits for every
+        # replica to stream, and polls far less often than this
+        status, error = self._until(self._streaming, self.receiver_timeout)
+        if not status:
+            try:
+                status = self._receiver()
+            except PolarDBError as e:
+                status, error = None, e.msg
         if not status:
             # A startup process that gave up on streaming waits for WAL for ever
             # without a receiver; a restart mends it.
@@ -217,7 +228,12 @@ class Replication(object):
             self._did('restart %s (no WAL receiver towards %s after %.0f s%s)'
                       % (self.service, self.upstream['host'], self.receiver_timeout,
                          ': %s' % error if error else ''), 'restarted')
-            status, error = self._until(self._receiver, self.receiver_timeout)
+            status, error = self._until(self._streaming, self.receiver_timeout)
+            if not status:
+                try:
+                    status = self._receiver()
+                except PolarDBError as e:
+                    status, error = None, e.msg
         self.result['timings']['receiver_s'] = round(self.clock() - t0, 3)
         self.result['receiver'] = status or ('none%s' % (' (%s)' % error if error else ''))
         # a replica just started may still refuse connections for a moment

@@ -71,7 +71,7 @@ options:
         description: Mode, an octal string such as V(0640).
         type: str
         required: true
-  secret_files:
+  sensitive_files:
     description:
       - Files whose content is secret (a private key, a password file) - as O(files), but their content is never
         logged nor shown in a diff. Written after O(files).
@@ -124,7 +124,7 @@ EXAMPLES = r'''
         owner: postgres
         group: postgres
         mode: "0640"
-    secret_files:
+    sensitive_files:
       - path: /etc/polardb-stack/demo/server.key
         content: "{{ lookup('ansible.builtin.file', 'secrets/demo/tls/pdb1.key') }}"
         owner: postgres
@@ -174,12 +174,12 @@ def main():
                 mode=dict(type='str', required=True),
             )),
             files=dict(type='list', elements='dict', default=[], options=file_options(no_log=False)),
-            secret_files=dict(type='list', elements='dict', default=[], options=file_options(no_log=True)),
+            sensitive_files=dict(type='list', elements='dict', default=[], options=file_options(no_log=True)),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    files = p['files'] + [dict(spec, secret=True) for spec in p['secret_files']]
+    files = p['files'] + [dict(spec, secret=True) for spec in p['sensitive_files']]
     result = fail_on_error(module, NodeFiles(p['directories'], files, check_mode=module.check_mode).run)
     if not module._diff:
         result.pop('diff', None)

@@ -18,8 +18,8 @@ description:
     that is missing.
   - With O(upstream) - the local engine follows the RW O(upstream). Refuses a data directory that holds no data or an
     engine that runs as a primary (it needs a rebuild). Creates C(standby.signal), writes O(conf_path), starts the
-    engine when it is stopped or reloads it when the file changed, waits for a WAL receiver towards O(upstream) (and
-    restarts the engine once when none comes - a startup process that gave up on streaming waits for WAL for ever),
+    engine when it is stopped or reloads it when the file changed, waits until a WAL receiver streams from O(upstream)
+    (and restarts the engine once when no receiver comes - a startup process that gave up on streaming waits for WAL for ever),
     then drops each of O(drop_slots) left on this node from when it was the RW.
   - Why not community.postgresql and builtin tasks - after a switchover or a failover every node must take its place
     quickly; done as one task per step it costs about ten SSH round trips per node. This module does the same steps in
@@ -68,7 +68,7 @@ options:
     elements: str
     default: []
   receiver_timeout:
-    description: Seconds to wait for a WAL receiver towards O(upstream), before and after the one restart.
+    description: Seconds to wait for a WAL receiver streaming from O(upstream), before and after the one restart.
     type: float
     default: 10
 extends_documentation_fragment:

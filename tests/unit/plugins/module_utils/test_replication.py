@@ -44,6 +44,7 @@ class Engine(object):
         self.initialized = initialized
         self.clock = clock or Clock()
         self.receiver_at = None if not running else self.clock.now + receiver_after
+        self.starting_for = 0.0   # seconds a receiver shows 'starting' before 'streaming'
         self.commands = []
         self.statements = []
 
@@ -69,7 +70,8 @@ class Engine(object):
         if statement.startswith('SELECT coalesce(string_agg(status'):
             assert "'10.0.0.2'" in statement
             up = self.receiver_at is not None and self.clock.now >= self.receiver_at
-            return ('streaming' if up else '') + '\n'
+            starting = self.receiver_at is not None and self.clock.now >= self.receiver_at - self.starting_for
+            return ('streaming' if up else 'starting' if starting else '') + '\n'
         if statement.startswith('SELECT pg_create_physical_replication_slot('):
             self.slots.add(statement.split("'")[1])
             return '\n'
@@ -147,6 +149,24 @@ def test_a_follower_in_place_changes_nothing(tmp_path):
     assert result['changed'] is False and result['actions'] == []
     assert engine.commands == []
     assert result['receiver'] == 'streaming'
+
+
+def test_a_starting_receiver_is_waited_for_until_it_streams_without_a_restart(tmp_path):
+    (tmp_path / 'replication.conf').write_text(CONF)
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'standby.signal').write_text('')
+    engine = Engine(tmp_path / 'data', receiver_after=3.0)
+    engine.starting_for = 2.5
+    r, engine = make(tmp_path, engine, receiver_timeout=5)
+    result = r.run()
+    assert result['receiver'] == 'streaming' and result['restarted'] is False
+    assert result['timings']['receiver_s'] == pytest.approx(3.05, abs=rp.POLL_INTERVAL)
+    # one that never streams is reported as it is, not restarted (it exists)
+    engine = Engine(tmp_path / 'data', receiver_after=1000)
+    engine.starting_for = 999.5
+    r, engine = make(tmp_path, engine, receiver_timeout=2)
+    result = r.run()
+    assert result['receiver'] == 'starting' and engine.commands == []
 
 
 def test_no_receiver_means_one_restart(tmp_path):
