@@ -52,6 +52,30 @@ def owner_ids(owner, group, what):
     return uid, gid
 
 
+def write_atomically(path, content, uid, gid, mode):
+    """``path`` holds ``content`` (bytes): a temporary file in the same directory
+    with the final owner and mode, synced, renamed in place."""
+    directory = os.path.dirname(path) or '.'
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.polardb-', dir=directory)
+    except OSError as e:
+        raise PolarDBError('cannot write %s: %s' % (path, e))
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise PolarDBError('cannot write %s: %s' % (path, e))
+
+
 class NodeFiles(object):
     """``directories``: [{path, owner, group, mode}]; ``files``: [{path, content,
     owner, group, mode, secret}]. ``run()`` -> {changed, changed_paths, diff}."""
@@ -121,30 +145,8 @@ class NodeFiles(object):
             self.before[path] = None if old is None else old.decode('utf-8', 'replace')
             self.after[path] = spec['content']
         if not self.check_mode:
-            self._write(path, content, uid, gid, mode)
+            write_atomically(path, content, uid, gid, mode)
         self._note(path, 'write' if old is not None else 'create')
-
-    @staticmethod
-    def _write(path, content, uid, gid, mode):
-        directory = os.path.dirname(path) or '.'
-        try:
-            fd, tmp = tempfile.mkstemp(prefix='.polardb-', dir=directory)
-        except OSError as e:
-            raise PolarDBError('cannot write %s: %s' % (path, e))
-        try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, 'wb') as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, path)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise PolarDBError('cannot write %s: %s' % (path, e))
 
     def run(self):
         for spec in self.directories:

@@ -17,7 +17,7 @@ task per step (each task is one more SSH round trip).
 
 Adapters: ``instance`` (instance.Instance: local socket SQL, data directory
 facts), ``runner`` (systemctl, journalctl), ``clock``/``sleep``. File writes are
-atomic (a temporary file renamed in place) with the owner and mode asked.
+atomic (``node_files.write_atomically``) with the owner and mode asked.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,9 +26,9 @@ __metaclass__ = type
 
 import os
 import re
-import tempfile
 import time
 
+from ansible_collections.polardb.stack.plugins.module_utils.node_files import write_atomically
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 SLOT_NAME = re.compile(r'^[a-z0-9_]{1,63}$')
@@ -89,22 +89,7 @@ class Replication(object):
     def _write(self, path, content, mode):
         """Atomically make ``path`` hold ``content`` (owner: the instance's owner)."""
         uid, gid = self.instance._owner_ids()
-        directory = os.path.dirname(path)
-        fd, tmp = tempfile.mkstemp(prefix='.polardb-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w') as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chown(tmp, uid, gid)
-            os.chmod(tmp, mode)
-            os.rename(tmp, path)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise PolarDBError('cannot write %s: %s' % (path, e))
+        write_atomically(path, content.encode('utf-8'), uid, gid, mode)
 
     def _conf(self):
         try:
@@ -177,6 +162,17 @@ class Replication(object):
         status = self._sql(RECEIVER_SQL % quote_literal(self.upstream['host']))
         return status or None
 
+    def _wait_receiver(self):
+        """(status, error): 'streaming' once it streams, within receiver_timeout;
+        else the receiver's status as it is (None: there is none)."""
+        status, error = self._until(self._streaming, self.receiver_timeout)
+        if not status:
+            try:
+                status = self._receiver()
+            except PolarDBError as e:
+                status, error = None, e.msg
+        return status, error
+
     def _streaming(self):
         status = self._receiver()
         return status if status and 'streaming' in status.split(',') else None
@@ -215,12 +211,7 @@ class Replication(object):
         t0 = self.clock()
         # streaming, not only started: the playbook's next step waits for every
         # replica to stream, and polls far less often than this
-        status, error = self._until(self._streaming, self.receiver_timeout)
-        if not status:
-            try:
-                status = self._receiver()
-            except PolarDBError as e:
-                status, error = None, e.msg
+        status, error = self._wait_receiver()
         if not status:
             # A startup process that gave up on streaming waits for WAL for ever
             # without a receiver; a restart mends it.
@@ -228,12 +219,7 @@ class Replication(object):
             self._did('restart %s (no WAL receiver towards %s after %.0f s%s)'
                       % (self.service, self.upstream['host'], self.receiver_timeout,
                          ': %s' % error if error else ''), 'restarted')
-            status, error = self._until(self._streaming, self.receiver_timeout)
-            if not status:
-                try:
-                    status = self._receiver()
-                except PolarDBError as e:
-                    status, error = None, e.msg
+            status, error = self._wait_receiver()
         self.result['timings']['receiver_s'] = round(self.clock() - t0, 3)
         self.result['receiver'] = status or ('none%s' % (' (%s)' % error if error else ''))
         # a replica just started may still refuse connections for a moment
