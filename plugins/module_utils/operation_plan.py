@@ -26,7 +26,8 @@ __metaclass__ = type
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
-OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster')
+OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster', 'refresh_params',
+              'restart')
 
 
 def _step(step, node, does, simulated=False):
@@ -161,8 +162,54 @@ def plan_create_cluster(d):
                 notes=[])
 
 
+def _restart_steps(d):
+    """The restarts of a refresh or a restart: ``steps`` of ``param_refresh.plan_refresh``."""
+    out = []
+    for s in d.get('steps') or []:
+        if s['how'] == 'restart':
+            out.append(_step('restart', s['node'], 'restart the engine, wait until it streams and has caught up'))
+        elif s['how'] == 'in_place':
+            out.append(_step('restart the RW in place', s['node'],
+                             'restart the engine (writes stop meanwhile), wait until every node streams'))
+        else:
+            out.append(_step('switchover', s['node'], 'hand the RW over to %s (critical section as in a '
+                                                      'switchover); %s restarts as its replica'
+                             % (d.get('target') or 'the most advanced replica', s['node'])))
+            out.append(_step('wait until every node streams from %s' % (d.get('target') or 'the new RW'), 'all',
+                             'poll the engines'))
+    return out
+
+
+def plan_refresh_params(d):
+    _require(d, 'rw', 'nodes')
+    nodes = d['nodes']
+    steps = [_step('checks', 'all', 'every parameter against each engine\'s catalog; hot-standby order', True),
+             _step('take the lock', 'all', 'no other operation may run')]
+    for n in sorted(nodes):
+        c = nodes[n]
+        changed = sorted(set(c.get('reload') or []) | set(c.get('restart') or []))
+        if changed:
+            steps.append(_step('write postgresql.conf and reload', n, ', '.join(changed)))
+    steps += _restart_steps(d)
+    steps.append(_step('release the lock', 'all', 'remove the lock'))
+    notes = ['%s: needs a restart for %s' % (n, ', '.join(nodes[n]['restart']))
+             for n in sorted(nodes) if nodes[n].get('restart')]
+    if not any(nodes[n].get('reload') or nodes[n].get('restart') for n in nodes):
+        notes.append('every node already runs these parameters: nothing to do')
+    return dict(steps=steps, write_unavailable=d.get('write_unavailable') or 'none', notes=notes)
+
+
+def plan_restart(d):
+    _require(d, 'rw')
+    steps = [_step('take the lock', 'all', 'no other operation may run')]
+    steps += _restart_steps(d)
+    steps.append(_step('release the lock', 'all', 'remove the lock'))
+    return dict(steps=steps, write_unavailable=d.get('write_unavailable') or 'none', notes=[])
+
+
 _BUILDERS = dict(switchover=plan_switchover, failover=plan_failover, rebuild_node=plan_rebuild_node,
-                 destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster)
+                 destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster,
+                 refresh_params=plan_refresh_params, restart=plan_restart)
 
 
 def build_plan(operation, cluster, decisions, check_mode=False):

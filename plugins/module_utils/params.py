@@ -50,7 +50,7 @@ CATALOG_SQL = """SELECT json_build_object(
  'settings', json_agg(json_build_object(
    'name', name, 'vartype', vartype, 'context', context, 'unit', unit,
    'min_val', min_val, 'max_val', max_val, 'enumvals', enumvals,
-   'setting', setting, 'pending_restart', pending_restart) ORDER BY name)
+   'setting', setting, 'pending_restart', pending_restart, 'source', source) ORDER BY name)
 )::text AS catalog FROM pg_settings"""
 
 # guc.c's conversion tables: unit -> multiplier, per base unit.
@@ -68,10 +68,10 @@ class Entry(object):
     """One parameter of a catalog."""
 
     __slots__ = ('name', 'vartype', 'context', 'unit', 'min_val', 'max_val', 'enumvals',
-                 'setting', 'pending_restart')
+                 'setting', 'pending_restart', 'source')
 
     def __init__(self, name, vartype, context, unit=None, min_val=None, max_val=None,
-                 enumvals=None, setting=None, pending_restart=False):
+                 enumvals=None, setting=None, pending_restart=False, source=None):
         if vartype not in VARTYPES:
             raise ValueError('%s: unknown vartype %r' % (name, vartype))
         self.name = name
@@ -83,6 +83,7 @@ class Entry(object):
         self.enumvals = list(enumvals) if enumvals else None
         self.setting = setting
         self.pending_restart = bool(pending_restart)
+        self.source = source
 
     def as_dict(self):
         return dict((k, getattr(self, k)) for k in self.__slots__)
@@ -101,7 +102,7 @@ def catalog_from_settings(rows):
     """pg_settings rows (dicts) -> {name: Entry}."""
     return dict((r['name'].lower(),
                  Entry(r['name'], r['vartype'], r['context'], r.get('unit'), r.get('min_val'), r.get('max_val'),
-                       r.get('enumvals'), r.get('setting'), r.get('pending_restart')))
+                       r.get('enumvals'), r.get('setting'), r.get('pending_restart'), r.get('source')))
                 for r in rows)
 
 
@@ -343,14 +344,20 @@ def _same(entry, normalised):
     return str(current) == str(normalised)
 
 
-def check_parameters(parameters, catalog, reserved=(), reserved_prefixes=()):
+def check_parameters(parameters, catalog, reserved=(), reserved_prefixes=(), managed=()):
     """Check every parameter against ``catalog``.
 
-    Returns {problems, warnings, parameters, restart_required}:
-    ``parameters`` maps each known name to {value, normalised, vartype,
-    unit, context, apply, change}; ``change`` is 'none', 'reload' or
-    'restart' when the catalog carries the engine's current settings, else
-    null.
+    Returns {problems, warnings, parameters, restart_required, resets,
+    pending_restart}: ``parameters`` maps each known name to {value,
+    normalised, setting, vartype, unit, context, apply, change}; ``change``
+    is 'none', 'reload' or 'restart' when the catalog carries the engine's
+    current settings, else null; ``setting`` is the engine's current value.
+    With a running engine's catalog, ``resets`` maps each parameter that the
+    engine took from a configuration file but that is neither in
+    ``parameters`` nor in ``reserved``/``managed`` (the names the collection
+    writes itself) to what its return to the default needs ('reload' or
+    'restart'); ``pending_restart`` lists what the engine says waits for a
+    restart.
     """
     problems, warnings, out = [], [], {}
     reserved = set(str(r).lower() for r in reserved or ())
@@ -370,8 +377,8 @@ def check_parameters(parameters, catalog, reserved=(), reserved_prefixes=()):
             if '.' in lname and re.match(r'^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$.]*$', lname):
                 # an extension's parameter: the engine keeps it as a placeholder until the extension loads
                 warnings.append('%s is not known to the engine (an extension parameter?); not checked' % lname)
-                out[lname] = {'value': as_text(value), 'normalised': as_text(value), 'vartype': None,
-                              'unit': None, 'context': None, 'apply': None, 'change': None}
+                out[lname] = {'value': as_text(value), 'normalised': as_text(value), 'setting': None,
+                              'vartype': None, 'unit': None, 'context': None, 'apply': None, 'change': None}
                 continue
             problems.append('%s is not a parameter of this engine%s' % (lname, _suggest(lname, catalog)))
             continue
@@ -382,14 +389,24 @@ def check_parameters(parameters, catalog, reserved=(), reserved_prefixes=()):
         change = None
         if entry.setting is not None:
             change = 'none' if _same(entry, normalised) else apply_of(entry)
-        out[lname] = {'value': as_text(value), 'normalised': normalised, 'vartype': entry.vartype,
-                      'unit': entry.unit, 'context': entry.context, 'apply': apply_of(entry),
-                      'change': change}
+        out[lname] = {'value': as_text(value), 'normalised': normalised, 'setting': entry.setting,
+                      'vartype': entry.vartype, 'unit': entry.unit, 'context': entry.context,
+                      'apply': apply_of(entry), 'change': change}
+    kept = reserved | set(str(m).lower() for m in managed or ()) | set(out)
+    resets = dict((lname, apply_of(entry)) for lname, entry in catalog.items()
+                  if entry.source == 'configuration file' and lname not in kept
+                  and not (prefixes and lname.startswith(prefixes)))
+    # the collection's own settings (a promoted node's recovery_target_timeline) are not the user's to restart for
+    pending = sorted(lname for lname, entry in catalog.items()
+                     if entry.pending_restart and (lname in out or lname not in kept))
     return {
         'problems': problems,
         'warnings': warnings,
         'parameters': out,
-        'restart_required': any(p['change'] == 'restart' for p in out.values()),
+        'resets': resets,
+        'pending_restart': pending,
+        'restart_required': bool(pending) or any(p['change'] == 'restart' for p in out.values())
+        or 'restart' in resets.values(),
     }
 
 

@@ -50,6 +50,14 @@ options:
     type: list
     elements: str
     default: []
+  managed:
+    description:
+      - Names the configuration file sets besides O(parameters) (written by the
+        collection itself, such as V(cluster_name)); they are not reported in
+        RV(resets).
+    type: list
+    elements: str
+    default: []
   engine_major:
     description: Major version of the engine, for the shipped catalog.
     type: str
@@ -134,8 +142,23 @@ parameters:
   type: dict
   sample: {shared_buffers: {value: 128MB, normalised: 16384, vartype: integer, unit: 8kB,
            context: postmaster, apply: restart, change: none}}
+resets:
+  description:
+    - With a running engine, the parameters it took from a configuration file that are
+      neither in O(parameters) nor reserved nor managed, by lower-case name - what their
+      return to the engine's default needs (V(reload) or V(restart)). A parameter removed
+      from the inventory shows here until the engine runs without it.
+  returned: always
+  type: dict
+  sample: {work_mem: reload}
+pending_restart:
+  description: The parameters the running engine says wait for a restart (C(pg_settings.pending_restart)).
+  returned: always
+  type: list
+  elements: str
+  sample: [shared_buffers]
 restart_required:
-  description: A parameter differs from the running engine's and needs a restart.
+  description: A parameter differs from the running engine's and needs a restart, or one waits for a restart.
   returned: always
   type: bool
   sample: false
@@ -151,7 +174,7 @@ from ansible_collections.polardb.stack.plugins.module_utils import params as pg_
 def check(module):
     p = module.params
     catalog, info = pg_params.load_catalog(from_params(CommandRunner(module), p), p['engine_major'], p['catalog'])
-    result = pg_params.check_parameters(p['parameters'], catalog, p['reserved'], p['reserved_prefixes'])
+    result = pg_params.check_parameters(p['parameters'], catalog, p['reserved'], p['reserved_prefixes'], p['managed'])
     result['catalog'] = info
     return result
 
@@ -162,6 +185,7 @@ def main():
         parameters=dict(type='dict', required=True),
         reserved=dict(type='list', elements='str', default=[]),
         reserved_prefixes=dict(type='list', elements='str', default=[]),
+        managed=dict(type='list', elements='str', default=[]),
         engine_major=dict(type='str', default='15'),
         catalog=dict(type='str', default='auto', choices=list(pg_params.CATALOG_SOURCES)),
     )
@@ -171,7 +195,8 @@ def main():
         module.warn(warning)
     module.exit_json(changed=False, valid=not result['problems'], problems=result['problems'],
                      warnings_found=result['warnings'], catalog=result['catalog'],
-                     parameters=result['parameters'], restart_required=result['restart_required'])
+                     parameters=result['parameters'], resets=result['resets'],
+                     pending_restart=result['pending_restart'], restart_required=result['restart_required'])
 
 
 if __name__ == '__main__':

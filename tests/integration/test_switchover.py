@@ -108,8 +108,8 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
 
 @pytest.mark.parametrize('marker', [
     'Switchover | Record the decision in the lock',              # before anything changed
-    'TASK [Switchover | Stop writes, wait for the target',        # inside the critical section
-    'TASK [Switchover | The new RW replicates from nobody',       # old RW stopped, target promoted
+    'Handover | Stop writes, wait for the target',                # inside the critical section
+    'Handover | The new RW replicates from nobody',               # old RW stopped, target promoted
 ])
 def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab, lab_hosts, writer, marker):
     old = the_rw(ssh, lab_hosts)

@@ -48,6 +48,8 @@ EXPECTED_VARIABLES = {
     'switchover': ['cluster', 'target', 'polardb_switchover_max_lag_bytes'],
     'failover': ['cluster', 'force', 'polardb_failover_unfenced'],
     'rebuild_node': ['cluster', 'node', 'source'],
+    'refresh_params': ['cluster', 'polardb_restart_strategy'],
+    'restart': ['cluster', 'node', 'polardb_restart_strategy'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced'}

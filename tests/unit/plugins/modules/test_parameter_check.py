@@ -45,7 +45,7 @@ def test_the_issues_parameters_are_refused_from_the_shipped_catalog(monkeypatch,
     assert [p.split(' ')[0].split('=')[0] for p in out.result['problems']] == [
         'max_connections', 'no_such_param', 'parameter', 'shared_buffers']
     assert out.result['parameters']['work_mem'] == {
-        'value': '4MB', 'normalised': 4096, 'vartype': 'integer', 'unit': 'kB', 'context': 'user',
+        'value': '4MB', 'normalised': 4096, 'setting': None, 'vartype': 'integer', 'unit': 'kB', 'context': 'user',
         'apply': 'reload', 'change': None}
     assert 'auto_explain.log_min_duration' in out.warnings[0]
     assert commands.calls == []
