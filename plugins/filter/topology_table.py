@@ -56,7 +56,7 @@ def _slot_cell(node, key):
 
 def topology_table(cluster):
     cols = ('node', 'address', 'role', 'state', 'tl', 'lsn', 'lag_bytes', 'upstream', 'version',
-            'slot_wal_bytes', 'wal_status')
+            'slot_wal_bytes', 'wal_status', 'pending_restart')
     rows = []
     for name, n in sorted((cluster.get('nodes') or {}).items()):
         if not n.get('reachable'):
@@ -72,7 +72,8 @@ def topology_table(cluster):
             state, str(n.get('timeline') if n.get('timeline') is not None else '-'), _lsn(n),
             '-' if n.get('lag_bytes') is None else str(n.get('lag_bytes')),
             up.get('host') or '-', (n.get('server_version') or '-').split(' ')[0],
-            _slot_cell(n, 'retained_bytes'), _slot_cell(n, 'wal_status')))
+            _slot_cell(n, 'retained_bytes'), _slot_cell(n, 'wal_status'),
+            ','.join(n.get('pending_restart') or []) or '-'))
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     fmt = '  '.join('%%-%ds' % w for w in widths)
     lines = [(fmt % cols).rstrip()] + [(fmt % r).rstrip() for r in rows]

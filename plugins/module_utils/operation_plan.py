@@ -27,7 +27,7 @@ __metaclass__ = type
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster', 'refresh_params',
-              'restart')
+              'restart', 'minor_upgrade')
 
 
 def _step(step, node, does, simulated=False):
@@ -165,15 +165,16 @@ def plan_create_cluster(d):
 def _restart_steps(d):
     """The restarts of a refresh or a restart: ``steps`` of ``param_refresh.plan_refresh``."""
     out = []
+    first = 'install %s, then ' % d['version'] if d.get('version') else ''
     for s in d.get('steps') or []:
         if s['how'] == 'restart':
-            out.append(_step('restart', s['node'], 'restart the engine, wait until it streams and has caught up'))
+            out.append(_step('restart', s['node'], first + 'restart the engine, wait until it streams and has caught up'))
         elif s['how'] == 'in_place':
             out.append(_step('restart the RW in place', s['node'],
-                             'restart the engine (writes stop meanwhile), wait until every node streams'))
+                             first + 'restart the engine (writes stop meanwhile), wait until every node streams'))
         else:
-            out.append(_step('switchover', s['node'], 'hand the RW over to %s (critical section as in a '
-                                                      'switchover); %s restarts as its replica'
+            out.append(_step('switchover', s['node'], first + 'hand the RW over to %s (critical section as in a '
+                                                              'switchover); %s restarts as its replica'
                              % (d.get('target') or 'the most advanced replica', s['node'])))
             out.append(_step('wait until every node streams from %s' % (d.get('target') or 'the new RW'), 'all',
                              'poll the engines'))
@@ -199,6 +200,17 @@ def plan_refresh_params(d):
     return dict(steps=steps, write_unavailable=d.get('write_unavailable') or 'none', notes=notes)
 
 
+def plan_minor_upgrade(d):
+    _require(d, 'rw', 'version', 'nodes')
+    steps = [_step('checks', 'all', 'the version in every node\'s package sources; no downgrade unless named', True),
+             _step('take the lock', 'all', 'no other operation may run')]
+    steps += _restart_steps(d)
+    steps.append(_step('verify, release the lock', 'all', 'version() on every node, remove the lock'))
+    notes = ['%s: %s (installed %s, runs %s)' % (n, c['action'], c.get('installed') or 'nothing', c.get('running') or '?')
+             for n, c in sorted(d['nodes'].items())]
+    return dict(steps=steps, write_unavailable=d.get('write_unavailable') or 'none', notes=notes)
+
+
 def plan_restart(d):
     _require(d, 'rw')
     steps = [_step('take the lock', 'all', 'no other operation may run')]
@@ -209,7 +221,8 @@ def plan_restart(d):
 
 _BUILDERS = dict(switchover=plan_switchover, failover=plan_failover, rebuild_node=plan_rebuild_node,
                  destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster,
-                 refresh_params=plan_refresh_params, restart=plan_restart)
+                 refresh_params=plan_refresh_params, restart=plan_restart,
+                 minor_upgrade=plan_minor_upgrade)
 
 
 def build_plan(operation, cluster, decisions, check_mode=False):

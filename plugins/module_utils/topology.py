@@ -69,6 +69,7 @@ PROBE_SQL = """SELECT json_build_object(
    FROM pg_stat_replication r
    LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid), '[]'::json),
  'max_slot_wal_keep_size', current_setting('max_slot_wal_keep_size', true),
+ 'pending_restart', COALESCE((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'::json),
  'slots', COALESCE((SELECT json_agg(json_build_object(
      'slot_name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
      'restart_lsn', s.restart_lsn::text, 'wal_status', s.wal_status,
@@ -190,6 +191,7 @@ def node_state(raw):
         'replication': replication,
         'slots': slots,
         'max_slot_wal_keep_size': raw.get('max_slot_wal_keep_size'),
+        'pending_restart': list(raw.get('pending_restart') or []),
     }
 
 
@@ -249,6 +251,7 @@ def _node_out(probe):
         'system_identifier': None,
         'server_version': None,
         'server_version_num': None,
+        'pending_restart': [],
         'flavour': None,
         'lsn': _empty_lsn(),
         'upstream': None,

@@ -24,7 +24,7 @@ VAR = re.compile(r'\bpolardb_[a-z0-9_]+\b')
 # Defaults that roles/common/defaults/main.yml labels "Derived": computed from
 # other options (which the specs list instead), not set by users.
 DERIVED = {'polardb_tls_user_certs', 'polardb_tls_ca_cert', 'polardb_tls_cert', 'polardb_tls_key',
-           'polardb_derived_parameters', 'polardb_effective_parameters'}
+           'polardb_derived_parameters', 'polardb_effective_parameters', 'polardb_class_spec'}
 
 
 def _load(path):

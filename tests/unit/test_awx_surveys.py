@@ -50,9 +50,11 @@ EXPECTED_VARIABLES = {
     'rebuild_node': ['cluster', 'node', 'source'],
     'refresh_params': ['cluster', 'polardb_restart_strategy'],
     'restart': ['cluster', 'node', 'polardb_restart_strategy'],
+    'minor_upgrade': ['cluster', 'version', 'polardb_allow_downgrade', 'polardb_restart_strategy'],
+    'scale': ['cluster', 'polardb_class', 'polardb_restart_strategy'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
-BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced'}
+BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_allow_downgrade'}
 
 
 def survey_names():
@@ -204,6 +206,9 @@ def read_expressions(playbook):
             _expressions(yaml.load(text, Loader=_AnyTagLoader), exprs)
         else:  # templates: the whole file is Jinja
             exprs.extend(a or b for a, b in JINJA.findall(text))
+        # import_playbook: the imported playbook is part of this one
+        todo.extend(os.path.join(os.path.dirname(path), p)
+                    for p in re.findall(r'import_playbook:\s*([\w./-]+\.yml)', text))
         for role in ROLE_REF.findall(text):
             if role not in roles and os.path.isdir(os.path.join(ROLES, role)):
                 roles.add(role)

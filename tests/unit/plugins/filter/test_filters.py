@@ -29,16 +29,17 @@ def test_topology_table_shows_roles_states_and_problems():
             'a': {'host': '10.0.0.1', 'port': 5432, 'reachable': True, 'role': 'primary', 'timeline': 1,
                   'lsn': {'current': '0/3000148'}, 'server_version': '15.18 (Debian)'},
             'b': {'host': '10.0.0.2', 'port': 5432, 'reachable': True, 'role': 'replica', 'timeline': 1,
-                  'lsn': {'replay': '0/3000148'}, 'lag_bytes': 0,
+                  'lsn': {'replay': '0/3000148'}, 'lag_bytes': 0, 'pending_restart': ['max_connections', 'shared_buffers'],
                   'upstream': {'host': '10.0.0.1', 'status': 'streaming'}},
             'c': {'host': '10.0.0.3', 'port': 5432, 'reachable': False},
         }}
     lines = topology_table(cluster)
     assert lines[0].split() == ['node', 'address', 'role', 'state', 'tl', 'lsn', 'lag_bytes', 'upstream', 'version',
-                                'slot_wal_bytes', 'wal_status']
-    assert lines[1].split() == ['a', '10.0.0.1:5432', 'RW', 'read-write', '1', '0/3000148', '-', '-', '15.18', '-', '-']
+                                'slot_wal_bytes', 'wal_status', 'pending_restart']
+    assert lines[1].split() == ['a', '10.0.0.1:5432', 'RW', 'read-write', '1', '0/3000148', '-', '-', '15.18', '-', '-',
+                                '-']
     assert lines[2].split() == ['b', '10.0.0.2:5432', 'replica', 'streaming', '1', '0/3000148', '0', '10.0.0.1', '-',
-                                '-', '-']
+                                '-', '-', 'max_connections,shared_buffers']
     assert lines[3].split()[:4] == ['c', '10.0.0.3:5432', '-', 'unreachable']
     assert lines[-2:] == ['healthy: no', 'problem: c is unreachable']
 
@@ -58,8 +59,8 @@ def test_topology_table_shows_each_slots_retained_wal_and_a_lost_slot():
                   'slot': {'name': 'c', 'retained_bytes': 328, 'wal_status': 'reserved'}},
         }}
     lines = topology_table(cluster)
-    assert lines[2].split()[-2:] == ['-', 'lost']
-    assert lines[3].split()[-2:] == ['328', 'reserved']
+    assert lines[2].split()[-3:] == ['-', 'lost', '-']
+    assert lines[3].split()[-3:] == ['328', 'reserved', '-']
     assert lines[4:] == ['max_slot_wal_keep_size on the RW a: 512MB',
                          'slot gone on the RW a (no node of the cluster): retains 4096 bytes, wal_status extended',
                          'healthy: no', 'problem: b: its replication slot b on the RW a is lost']

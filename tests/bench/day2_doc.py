@@ -1,0 +1,100 @@
+"""The day-2 part of docs/benchmarks.md, generated from
+docs/benchmarks/day2-results.json (written by bench_day2.py): per operation the
+runs, the write unavailability and the playbook's wall time (median and
+maximum), acknowledged writes missing, failed runs."""
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RESULTS = os.path.join(ROOT, 'docs', 'benchmarks', 'day2-results.json')
+DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
+BEGIN = '<!-- GENERATED from benchmarks/day2-results.json by tests/bench/day2_doc.py: do not edit by hand -->'
+END = '<!-- END GENERATED day2 -->'
+
+
+def _median(values):
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+def summarize(runs):
+    """{kind: {runs, failed, gap_median_s, gap_max_s, playbook_median_s, playbook_max_s, missing, changed_max}},
+    kinds in the order they first ran."""
+    out = {}
+    for r in runs:
+        out.setdefault(r['kind'], []).append(r)
+    summary = {}
+    for kind, rs in out.items():
+        ok = [r for r in rs if r['rc'] == 0]
+        summary[kind] = {
+            'runs': len(rs),
+            'failed': len(rs) - len(ok),
+            'gap_median_s': _median([r['write_gap_s'] for r in ok]),
+            'gap_max_s': max([r['write_gap_s'] for r in ok], default=None),
+            'playbook_median_s': _median([r['playbook_s'] for r in ok]),
+            'playbook_max_s': max([r['playbook_s'] for r in ok], default=None),
+            'missing': sum(r['missing'] for r in rs),
+            'changed_max': max([r['changed'] for r in ok], default=None),
+        }
+    return summary
+
+
+def _f(value, digits):
+    return '-' if value is None else ('%.' + str(digits) + 'f') % value
+
+
+def render(result):
+    lines = [BEGIN, '',
+             'Measured %s on the lab (%s); client: %s. Minor versions %s and %s.'
+             % (result['date'], result['lab'], result['client'], result['versions']['older'],
+                result['versions']['newer']), '',
+             '| operation | runs | write gap median (s) | write gap max (s) | playbook median (s) | playbook max (s) '
+             '| missing | failed |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for kind, s in result['summary'].items():
+        lines.append('| %s | %d | %s | %s | %s | %s | %d | %d |' % (
+            kind, s['runs'], _f(s['gap_median_s'], 3), _f(s['gap_max_s'], 3), _f(s['playbook_median_s'], 1),
+            _f(s['playbook_max_s'], 1), s['missing'], s['failed']))
+    lines += ['', 'The write gap is the longest time between two acknowledged writes of the client during the run: '
+                  'with no RW restart it is the client\'s own pace and the lab\'s jitter.', '', END]
+    return '\n'.join(lines)
+
+
+def updated(doc, result):
+    """``doc`` with its generated day-2 part replaced, or appended under a heading."""
+    if BEGIN in doc:
+        start, end = doc.index(BEGIN), doc.index(END) + len(END)
+        return doc[:start] + render(result) + doc[end:]
+    return doc.rstrip('\n') + '\n\n## Day-2 operations (`make bench-day2`)\n\n' + render(result) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--check', action='store_true', help='only check that the doc is current')
+    parser.add_argument('--results', default=RESULTS)
+    parser.add_argument('--doc', default=DOC)
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
+        result = json.load(f)
+    with open(args.doc) as f:
+        doc = f.read()
+    new = updated(doc, result)
+    if args.check:
+        if new != doc:
+            print('%s is not what %s gives: run python tests/bench/day2_doc.py' % (args.doc, args.results))
+            return 1
+        return 0
+    with open(args.doc, 'w') as f:
+        f.write(new)
+    print('%s written from %s' % (args.doc, args.results))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""scale.yml on the lab's cluster "demo" (issue 8, part 2), with a client
+writing through the multi-host DSN: a class sets the CPU and memory limits of
+every engine's systemd unit (applied to the running unit) and the parameters
+that follow from it, rolling (replicas first, the RW by a switchover); a
+parameter the user set keeps its value across class changes; an unknown class
+or one larger than a host is refused before anything changes. The module's
+teardown takes the class away again (lowering max_connections: RW first, in
+place).
+
+The lab's hosts are containers without writable cgroup controllers: systemd
+takes the limits (systemctl show), the kernel does not enforce them there."""
+import json
+import time
+
+import pytest
+
+from labtools import Writer, cluster_fingerprint, lab_dsn, no_lock_left, one_line, sql, the_rw, wait_streaming
+
+USER = {'work_mem': '16MB'}
+
+
+@pytest.fixture
+def writer(lab):
+    w = Writer(lab_dsn(lab)).start()
+    time.sleep(1.5)
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def no_class_afterwards(playbook, lab):
+    yield
+    run = playbook('refresh_params', '-e', 'cluster=demo', '-e', 'polardb_restart_strategy=in_place')
+    assert run.rc == 0, run.output[-4000:]
+
+
+def shows(ssh, hosts, name):
+    return set(sql(ssh, h, 'show %s' % name) for h in hosts)
+
+
+@pytest.mark.parametrize('why, extra, says', [
+    ('unknown class', ['-e', 'polardb_class=nosuch'], 'polardb_class nosuch is not a class (classes: large, medium'),
+    ('larger than the host', ['-e', 'polardb_class=huge', '-e', json.dumps(
+        {'polardb_instance_classes_extra': {'huge': {'cpus': 64, 'memory_mb': 9999999, 'parameters': {}}}})],
+     'class huge needs 9999999 MB of memory, the host has'),
+    ('no class', [], 'Name the cluster (-e cluster=NAME) and the instance class'),
+])
+def test_refusals_change_nothing(playbook, ssh, lab_hosts, why, extra, says):
+    before = cluster_fingerprint(ssh, lab_hosts)
+    run = playbook('scale', '-e', 'cluster=demo', *extra)
+    assert run.rc != 0, why
+    text = one_line(run.output)
+    assert says in text and 'Nothing was changed' in text, text[-2000:]
+    assert run.changed() == {}
+    assert cluster_fingerprint(ssh, lab_hosts) == before
+
+
+@pytest.mark.parametrize('klass, memory, cpu, shared_buffers, max_connections', [
+    ('medium', '4294967296', '2s', '1GB', '200'),
+    ('large', '8589934592', '4s', '2GB', '400'),
+])
+def test_scale_up_keeps_the_users_parameters(playbook, ssh, lab, lab_hosts, writer, klass, memory, cpu,
+                                             shared_buffers, max_connections):
+    old_rw = the_rw(ssh, lab_hosts)
+    run = playbook('scale', '-e', 'cluster=demo', '-e', 'polardb_class=' + klass,
+                   '-e', json.dumps({'polardb_parameters': USER}))
+    assert run.rc == 0, run.output[-4000:]
+    time.sleep(1.5)
+    writer.stop()
+    rw = the_rw(ssh, lab_hosts)
+    assert rw != old_rw, 'shared_buffers needs a restart: the RW restarts by a switchover'
+    wait_streaming(ssh, lab_hosts, rw)
+    assert writer.missing() == [] and len(writer.acked) > 50
+    print('longest gap between acknowledged writes: %.3f s' % writer.longest_gap())
+    assert shows(ssh, lab_hosts, 'shared_buffers') == {shared_buffers}
+    assert shows(ssh, lab_hosts, 'max_connections') == {max_connections}
+    assert shows(ssh, lab_hosts, 'work_mem') == {USER['work_mem']}, 'the user\'s value survives the class'
+    for h in lab_hosts:
+        limits = ssh(h, 'systemctl show -P MemoryMax polardb@demo; systemctl show -P CPUQuotaPerSecUSec polardb@demo')
+        assert limits.stdout.split() == [memory, cpu], (h, limits.stdout)
+    no_lock_left(ssh, lab_hosts)
+    status = playbook('status', '-e', 'cluster=demo', '-e', 'polardb_class=' + klass)
+    assert 'instance class: %s' % ', '.join('%s %s' % (h, klass) for h in sorted(lab_hosts)) in one_line(status.output)
