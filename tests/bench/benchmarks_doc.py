@@ -176,26 +176,31 @@ def updated(doc, result):
     return doc[:start] + render(result) + doc[end:]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+def cli(argv, description, results, doc, updated_fn, script):
+    """The command line of a doc generator: write ``doc`` from ``results``, or --check it."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--check', action='store_true', help='only check that the doc is current')
-    parser.add_argument('--results', default=RESULTS)
-    parser.add_argument('--doc', default=DOC)
+    parser.add_argument('--results', default=results)
+    parser.add_argument('--doc', default=doc)
     args = parser.parse_args(argv)
     with open(args.results) as f:
         result = json.load(f)
     with open(args.doc) as f:
-        doc = f.read()
-    new = updated(doc, result)
+        text = f.read()
+    new = updated_fn(text, result)
     if args.check:
-        if new != doc:
-            print('%s is not what %s gives: run python tests/bench/benchmarks_doc.py' % (args.doc, args.results))
+        if new != text:
+            print('%s is not what %s gives: run python tests/bench/%s' % (args.doc, args.results, script))
             return 1
         return 0
     with open(args.doc, 'w') as f:
         f.write(new)
     print('%s written from %s' % (args.doc, args.results))
     return 0
+
+
+def main(argv=None):
+    return cli(argv, __doc__.split('\n', maxsplit=1)[0], RESULTS, DOC, updated, 'benchmarks_doc.py')
 
 
 if __name__ == '__main__':

@@ -2,8 +2,6 @@
 docs/benchmarks/day2-results.json (written by bench_day2.py): per operation the
 runs, the write unavailability and the playbook's wall time (median and
 maximum), acknowledged writes missing, failed runs."""
-import argparse
-import json
 import os
 import sys
 
@@ -11,16 +9,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RESULTS = os.path.join(ROOT, 'docs', 'benchmarks', 'day2-results.json')
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
+sys.path.insert(0, HERE)
+from benchmarks_doc import _f, _median, cli  # noqa: E402  pylint: disable=wrong-import-position
 BEGIN = '<!-- GENERATED from benchmarks/day2-results.json by tests/bench/day2_doc.py: do not edit by hand -->'
 END = '<!-- END GENERATED day2 -->'
-
-
-def _median(values):
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
 
 
 def summarize(runs):
@@ -43,10 +35,6 @@ def summarize(runs):
             'changed_max': max([r['changed'] for r in ok], default=None),
         }
     return summary
-
-
-def _f(value, digits):
-    return '-' if value is None else ('%.' + str(digits) + 'f') % value
 
 
 def render(result):
@@ -75,25 +63,7 @@ def updated(doc, result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    parser.add_argument('--check', action='store_true', help='only check that the doc is current')
-    parser.add_argument('--results', default=RESULTS)
-    parser.add_argument('--doc', default=DOC)
-    args = parser.parse_args(argv)
-    with open(args.results) as f:
-        result = json.load(f)
-    with open(args.doc) as f:
-        doc = f.read()
-    new = updated(doc, result)
-    if args.check:
-        if new != doc:
-            print('%s is not what %s gives: run python tests/bench/day2_doc.py' % (args.doc, args.results))
-            return 1
-        return 0
-    with open(args.doc, 'w') as f:
-        f.write(new)
-    print('%s written from %s' % (args.doc, args.results))
-    return 0
+    return cli(argv, __doc__.split('\n', maxsplit=1)[0], RESULTS, DOC, updated, 'day2_doc.py')
 
 
 if __name__ == '__main__':

@@ -3,11 +3,12 @@ real (lab) LUNs. Nothing here replaces an adapter."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import yaml
 
-from labtools import LAB_INVENTORY, LAB_PLAYBOOK, ROOT, VENV_BIN
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, ROOT, VENV_BIN, Writer, lab_dsn
 
 
 def _lab():
@@ -21,6 +22,15 @@ def _lab():
 def lab():
     """The lab's inventory as data: hosts with their addresses and LUN WWIDs."""
     return _lab()
+
+
+@pytest.fixture
+def writer(lab):
+    """A client writing through the multi-host DSN for the whole test (stopped at its end)."""
+    w = Writer(lab_dsn(lab)).start()
+    time.sleep(1.5)
+    yield w
+    w.stop()
 
 
 @pytest.fixture(scope='session')

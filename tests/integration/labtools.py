@@ -1,6 +1,7 @@
 """Paths and small helpers shared by the integration tests."""
 import os
 import re
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # POLARDB_LAB_INVENTORY: run against another lab (a second lab's inventory).
@@ -234,3 +235,30 @@ def read_until(proc, marker, timeout=180):
             return ''.join(seen)
         assert time.time() < deadline, 'no %r in:\n%s' % (marker, ''.join(seen)[-3000:])
     raise AssertionError('the run ended before %r:\n%s' % (marker, ''.join(seen)[-3000:]))
+
+
+def settle(ssh, lab_hosts, writer):
+    """After an operation: stop the client, wait until every node streams from
+    the one RW, check that nothing acknowledged is missing; returns the RW."""
+    time.sleep(1.5)
+    writer.stop()
+    rw = the_rw(ssh, lab_hosts)
+    wait_streaming(ssh, lab_hosts, rw)
+    assert len(writer.acked) > 50, 'the client barely wrote (%d acks, %d errors)' % (len(writer.acked), writer.errors)
+    assert writer.missing() == []
+    print('longest gap between acknowledged writes: %.3f s' % writer.longest_gap())
+    return rw
+
+
+def assert_refused(playbook, ssh, lab_hosts, name, says, *args):
+    """playbooks/<name>.yml with ``args`` is refused with a message saying
+    ``says`` and "Nothing was changed", and nothing changed: no task reports a
+    change and the cluster's fingerprint is the same."""
+    before = cluster_fingerprint(ssh, lab_hosts)
+    run = playbook(name, *args)
+    assert run.rc != 0, (name, args)
+    text = one_line(run.output)
+    assert says in text and 'Nothing was changed' in text, text[-2000:]
+    assert run.changed() == {}
+    assert cluster_fingerprint(ssh, lab_hosts) == before
+    return run

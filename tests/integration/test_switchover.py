@@ -8,25 +8,11 @@ import time
 
 import pytest
 
-from labtools import Writer, lab_dsn, no_lock_left, one_line, read_until, sql, start_playbook, the_rw, wait_streaming
-
-
-@pytest.fixture
-def writer(lab):
-    w = Writer(lab_dsn(lab)).start()
-    time.sleep(1.5)
-    yield w
-    w.stop()
+from labtools import no_lock_left, one_line, read_until, settle, sql, start_playbook, the_rw, wait_streaming
 
 
 def check_after(ssh, lab_hosts, lab, writer, new_rw):
-    time.sleep(1.5)
-    writer.stop()
-    assert the_rw(ssh, lab_hosts) == new_rw
-    wait_streaming(ssh, lab_hosts, new_rw)
-    assert len(writer.acked) > 50, 'the client barely wrote (%d acks, %d errors)' % (len(writer.acked), writer.errors)
-    assert writer.missing() == []
-    print('longest gap between acknowledged writes: %.3f s' % writer.longest_gap())
+    assert settle(ssh, lab_hosts, writer) == new_rw
     new_rw_ip = lab_hosts[new_rw]['ansible_host']
     for h in lab_hosts:
         if h != new_rw:

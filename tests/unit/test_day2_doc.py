@@ -18,7 +18,7 @@ def run(kind, rc=0, gap=0.01, wall=10.0, missing=0, changed=0):
 def test_summary_per_operation_in_the_order_they_ran():
     s = day2_doc.summarize([run('b', gap=0.2, wall=30), run('a'), run('b', gap=0.4, wall=50), run('b', rc=2, gap=9)])
     assert list(s) == ['b', 'a']
-    assert s['b'] == {'runs': 3, 'failed': 1, 'gap_median_s': 0.30000000000000004, 'gap_max_s': 0.4,
+    assert s['b'] == {'runs': 3, 'failed': 1, 'gap_median_s': 0.3, 'gap_max_s': 0.4,
                       'playbook_median_s': 40.0, 'playbook_max_s': 50, 'missing': 0, 'changed_max': 0}
 
 
@@ -33,6 +33,4 @@ def test_the_table_is_appended_once_then_replaced():
 
 
 def test_the_doc_is_current():
-    if not os.path.exists(day2_doc.RESULTS):
-        return
     assert day2_doc.main(['--check']) == 0
