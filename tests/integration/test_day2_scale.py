@@ -34,7 +34,6 @@ def shows(ssh, hosts, name):
     ('larger than the host', ['-e', 'polardb_class=huge', '-e', json.dumps(
         {'polardb_instance_classes_extra': {'huge': {'cpus': 64, 'memory_mb': 9999999, 'parameters': {}}}})],
      'class huge needs 9999999 MB of memory, the host has'),
-    ('no class', [], 'Name the cluster (-e cluster=NAME) and the instance class'),
 ])
 def test_refusals_change_nothing(playbook, ssh, lab_hosts, why, extra, says):
     assert_refused(playbook, ssh, lab_hosts, 'scale', says, '-e', 'cluster=demo', *extra)
@@ -42,7 +41,6 @@ def test_refusals_change_nothing(playbook, ssh, lab_hosts, why, extra, says):
 
 @pytest.mark.parametrize('klass, memory, cpu, shared_buffers, max_connections', [
     ('medium', '4294967296', '2s', '1GB', '200'),
-    ('large', '8589934592', '4s', '2GB', '400'),
 ])
 def test_scale_up_keeps_the_users_parameters(playbook, ssh, lab, lab_hosts, writer, klass, memory, cpu,
                                              shared_buffers, max_connections):
@@ -59,5 +57,15 @@ def test_scale_up_keeps_the_users_parameters(playbook, ssh, lab, lab_hosts, writ
         limits = ssh(h, 'systemctl show -P MemoryMax polardb@demo; systemctl show -P CPUQuotaPerSecUSec polardb@demo')
         assert limits.stdout.split() == [memory, cpu], (h, limits.stdout)
     no_lock_left(ssh, lab_hosts)
+    # medium -> large, previewed: the class's parameters move, the user's work_mem does not
+    preview = playbook('scale', '-e', 'cluster=demo', '-e', 'polardb_class=large',
+                       '-e', json.dumps({'polardb_parameters': USER}), check=True)
+    assert preview.rc == 0, preview.output[-4000:]
+    text = one_line(preview.output)
+    for h in lab_hosts:
+        changes = text.split('write postgresql.conf and reload on %s: ' % h)[1].split('[skipped')[0]
+        assert 'shared_buffers' in changes and 'max_connections' in changes and 'work_mem' not in changes.replace(
+            'maintenance_work_mem', ''), changes
+    assert shows(ssh, lab_hosts, 'shared_buffers') == {shared_buffers}
     status = playbook('status', '-e', 'cluster=demo', '-e', 'polardb_class=' + klass)
     assert 'instance class: %s' % ', '.join('%s %s' % (h, klass) for h in sorted(lab_hosts)) in one_line(status.output)

@@ -28,8 +28,9 @@ def newer(playbook, ssh, lab_hosts):
     assert version != OLDER, 'the lab should run the newer minor version'
     yield version
     # whatever happened, leave the cluster on the version create_cluster installed
-    back = playbook('minor_upgrade', '-e', 'cluster=demo', '-e', 'version=' + version)
-    assert back.rc == 0, back.output[-4000:]
+    if set(installed(ssh, lab_hosts).values()) != {version}:
+        back = playbook('minor_upgrade', '-e', 'cluster=demo', '-e', 'version=' + version)
+        assert back.rc == 0, back.output[-4000:]
 
 
 def upgrade_to(playbook, ssh, lab_hosts, writer, version, *extra):
@@ -47,7 +48,6 @@ def upgrade_to(playbook, ssh, lab_hosts, writer, version, *extra):
 @pytest.mark.parametrize('why, extra, says', [
     ('not in the sources', ['-e', 'version=15.99-0+deb12u1'], 'version 15.99-0+deb12u1 of postgresql-15'),
     ('unnamed downgrade', ['-e', 'version=' + OLDER], 'a downgrade is refused unless named'),
-    ('no version', [], 'name the version to install'),
 ])
 def test_refusals_change_nothing(playbook, ssh, lab_hosts, newer, why, extra, says):
     packages = installed(ssh, lab_hosts)

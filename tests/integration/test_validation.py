@@ -151,8 +151,9 @@ def test_status_shows_each_slots_retained_wal_and_the_bound(playbook, ssh, quiet
             for line in text.splitlines() if ':5432' in line and 'pdb' in line]
     replicas = [r for r in rows if r[0] != rw]
     assert len(replicas) == len(nodes) - 1, rows
+    # ... slot_wal_bytes wal_status pending_restart
     for r in replicas:
-        assert r[-1] == 'reserved' and r[-2].isdigit(), r
+        assert r[-2] == 'reserved' and r[-3].isdigit(), r
     assert 'max_slot_wal_keep_size on the RW %s: 512MB' % rw in text
     # the slots the table shows are the RW's own
     slots = ssh(rw, PSQL + shlex.quote("select string_agg(slot_name || ':' || wal_status, ' ' order by slot_name) "
