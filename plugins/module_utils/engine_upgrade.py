@@ -21,7 +21,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.polardb.stack.plugins.module_utils.param_refresh import STRATEGIES, restart_order, switchover_candidates
+from ansible_collections.polardb.stack.plugins.module_utils.param_refresh import STRATEGIES, restarts
 
 _ALNUM = re.compile(r'(\d+|\D+)')
 
@@ -137,15 +137,6 @@ def plan_upgrade(nodes, target, packages, rw, kinds, strategy='switchover', allo
             action = 'restart'
         out[name] = {'installed': installed or None, 'running': running, 'action': action}
     to_restart = set(n for n, c in out.items() if c['action'] != 'none')
-    how = strategy
-    if rw in to_restart and how == 'switchover' and not switchover_candidates(rw, kinds):
-        problems.append('the RW %s must restart and there is no replica to switch over to; '
-                        'run with -e polardb_restart_strategy=in_place' % rw)
-    steps = restart_order(to_restart, rw, kinds, how)
-    if rw not in to_restart:
-        unavailable = 'none'
-    elif how == 'switchover':
-        unavailable = 'one switchover\'s gap (typically 0.1-0.3 s, see docs/benchmarks.md); nothing is lost'
-    else:
-        unavailable = 'the restart of the RW %s in place (typically 1-3 s); nothing is lost' % rw
+    steps, more_problems, unavailable = restarts(to_restart, rw, kinds, strategy)
+    problems += more_problems
     return {'problems': problems, 'nodes': out, 'steps': steps, 'write_unavailable': unavailable}

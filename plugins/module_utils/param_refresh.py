@@ -153,7 +153,7 @@ def plan_refresh(checks, kinds, rw, strategy='switchover', restart_all=False):
                         'Run with -e polardb_restart_strategy=in_place to accept it'
                         % (', '.join(sorted(directions)), rw))
     to_restart = set(checks) if restart_all else set(n for n, c in nodes.items() if c['restart'])
-    steps, more_problems, unavailable = _restarts(to_restart, rw, kinds, strategy, rw_first)
+    steps, more_problems, unavailable = restarts(to_restart, rw, kinds, strategy, rw_first)
     problems += more_problems
     if not any(s['node'] == rw for s in steps) and nodes[rw]['reload']:
         unavailable = 'none: the RW %s is only reloaded' % rw
@@ -167,7 +167,7 @@ def plan_refresh(checks, kinds, rw, strategy='switchover', restart_all=False):
     }
 
 
-def _restarts(to_restart, rw, kinds, strategy, rw_first=False):
+def restarts(to_restart, rw, kinds, strategy, rw_first=False):
     """(steps, problems, write unavailability) of restarting ``to_restart``."""
     problems = []
     how = strategy if strategy in STRATEGIES else 'switchover'
@@ -201,5 +201,5 @@ def plan_restart(kinds, rw, strategy='switchover', only=None):
         problems.append('no RW among the nodes (%s)' % ', '.join(sorted(kinds)))
         return {'problems': problems, 'steps': [], 'write_unavailable': 'none'}
     to_restart = set([only]) if only not in (None, '') else set(kinds)
-    steps, more_problems, unavailable = _restarts(to_restart, rw, kinds, strategy)
+    steps, more_problems, unavailable = restarts(to_restart, rw, kinds, strategy)
     return {'problems': problems + more_problems, 'steps': steps, 'write_unavailable': unavailable}

@@ -95,5 +95,5 @@ def test_missing_inputs():
     assert plan_upgrade({'a': have('1-1')}, '2-1', PACKAGES, None, {'a': 'replica'})['problems'] == [
         'no RW among the nodes (a)']
     solo = plan_upgrade({'a': have('1-1', running='1')}, '1-2', [], 'a', {'a': 'replica'})
-    assert solo['problems'] == ['the RW a must restart and there is no replica to switch over to; '
+    assert solo['problems'] == ['the RW a needs a restart and there is no replica to switch over to; '
                                 'run with -e polardb_restart_strategy=in_place']
