@@ -102,6 +102,14 @@ def test_restart_one_replica_then_the_cluster(playbook, ssh, lab, lab_hosts, wri
     replica = sorted(h for h in lab_hosts if h != rw)[0]
     before = started(ssh, lab_hosts)
 
+    preview = playbook('restart', '-e', 'cluster=demo', check=True)
+    assert preview.rc == 0, preview.output[-4000:]
+    text = one_line(preview.output)
+    assert 'restart of cluster demo -- CHECK MODE' in text and 'switchover on %s' % rw in text
+    assert preview.changed() == {}
+    assert started(ssh, lab_hosts) == before
+    no_lock_left(ssh, lab_hosts)
+
     refused = playbook('restart', '-e', 'cluster=demo', '-e', 'node=nosuch')
     assert refused.rc != 0 and 'node nosuch is not a node of this cluster' in one_line(refused.output)
     assert started(ssh, lab_hosts) == before
