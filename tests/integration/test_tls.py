@@ -126,14 +126,25 @@ def test_tls_files_and_settings_on_the_nodes(ssh, lab_hosts):
     assert os.stat(TLS_DIR).st_mode & 0o777 == 0o700
 
 
-def test_a_converge_keeps_the_certificates_and_renews_one_whose_names_changed(
+def replication_states(ssh, lab_hosts):
+    """The RW and, from its pg_stat_replication, each replica's name:sync_state."""
+    rw = the_rw(ssh, lab_hosts)
+    return rw, local_sql(ssh, rw, "select application_name || ':' || sync_state "
+                                  "from pg_stat_replication order by 1").split()
+
+
+# One converge applies two inventory changes at once, as a DBA's converge
+# often does (and a full converge is the costliest step of the suite): a
+# further certificate name for one node, and synchronous replication.
+def test_a_converge_renews_the_certificate_whose_names_changed_and_turns_on_synchronous_replication(
         playbook, ssh, lab_hosts, tmp_path):
     # (molecule's idempotence run already showed that a plain converge changes no TLS task)
     before, on_nodes = tls_files(), node_files(ssh, lab_hosts)
     # a further name for pdb3 only: its certificate is renewed, the others and the CA kept
     extra = tmp_path / 'extra-name.yml'
     extra.write_text('all:\n  hosts:\n    pdb3: {polardb_tls_extra_names: ["DNS:db.demo.test"]}\n')
-    run = playbook('create_cluster', '-e', 'cluster=demo', inventories=[extra])
+    run = playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1',
+                   inventories=[extra])
     try:
         assert run.rc == 0, run.output[-3000:]
         after = tls_files()
@@ -144,6 +155,11 @@ def test_a_converge_keeps_the_certificates_and_renews_one_whose_names_changed(
         nodes_after = node_files(ssh, lab_hosts)
         assert {h: nodes_after[h] for h in lab_hosts if h != 'pdb3'} == {
             h: on_nodes[h] for h in lab_hosts if h != 'pdb3'}
+        # synchronous replication is a quorum over the replicas; the RW's own name never counts
+        rw, states = replication_states(ssh, lab_hosts)
+        replicas = [h for h in sorted(lab_hosts) if h != rw]
+        assert local_sql(ssh, rw, 'show synchronous_standby_names') == 'ANY 1 (%s)' % ', '.join(replicas)
+        assert states == ['%s:quorum' % h for h in replicas]
     finally:
         run = playbook('create_cluster', '-e', 'cluster=demo')
     assert run.rc == 0, run.output[-3000:]
@@ -153,3 +169,5 @@ def test_a_converge_keeps_the_certificates_and_renews_one_whose_names_changed(
     # two converges later, the CA and every other certificate and key are still the first ones
     final = tls_files()
     assert sorted(k for k in final if final[k] != before[k]) == ['pdb3.crt']
+    rw, states = replication_states(ssh, lab_hosts)
+    assert states == ['%s:async' % h for h in sorted(lab_hosts) if h != rw]

@@ -67,14 +67,12 @@ def params(**values):
     return ['-e', json.dumps({'polardb_parameters': values})]
 
 
-# The inputs, each in its own run. (extra vars, fragments the refusal must name)
+# The inputs. The parameter ones are checked at the same step as the
+# parameter values below, so they are named in that group's run; this one is
+# refused at an earlier step (the settings), in its own run.
 CASES = {
     'sync_replicas_7': (['-e', 'polardb_synchronous_replicas=7'],
                         ["polardb_synchronous_replicas='7' must be an integer from 0 to 2"]),
-    'shared_buffers_lots': (params(shared_buffers='lots'), ["shared_buffers='lots': not an integer"]),
-    'max_connections_negative': (params(max_connections='-5'),
-                                 ["max_connections='-5' (-5) is outside the valid range 1 .. 262143"]),
-    'no_such_param': (params(no_such_param='1'), ['no_such_param is not a parameter of this engine']),
 }
 
 # Our own, several bad inputs per run: preflight names every problem it finds
@@ -97,9 +95,13 @@ GROUPS = {
     'interval_and_not_a_mapping': (['-e', 'polardb_wait_interval=600', '-e', 'polardb_parameters=lots'], [
         'polardb_wait_interval=600 must not exceed polardb_wait_timeout=300',
         'polardb_parameters must be a mapping']),
-    'parameter_values': (params(shared_buffers='128mb', checkpoint_timeout='2d', wal_level='archive',
+    # with the parameter inputs: shared_buffers=lots, max_connections=-5, no_such_param
+    'parameter_values': (params(shared_buffers='lots', max_connections='-5', no_such_param='1',
+                                work_mem='128mb', checkpoint_timeout='2d', wal_level='archive',
                                 hot_standby='maybe', wal_segment_size='32MB', shared_bufers='1GB'), [
-        "shared_buffers='128mb': invalid unit 'mb'", "checkpoint_timeout='2d'", 'outside the valid range',
+        "shared_buffers='lots': not an integer", "max_connections='-5' (-5) is outside the valid range 1 .. 262143",
+        'no_such_param is not a parameter of this engine',
+        "work_mem='128mb': invalid unit 'mb'", "checkpoint_timeout='2d'", 'outside the valid range',
         "wal_level='archive': allowed values are minimal, replica, logical", "hot_standby='maybe': not a boolean",
         'wal_segment_size cannot be set', 'shared_bufers is not a parameter', 'did you mean shared_buffers']),
 }
