@@ -484,3 +484,37 @@ def probe_all(nodes, probe_one, timeout):
                  'reachable': False, 'error': 'no answer within %s s' % timeout, 'state': None}
         out.append(r)
     return out
+
+
+# --- waiting inside one module run -------------------------------------------
+# A wait as Ansible's until/retries costs a module run per attempt (a few
+# tenths of a second of CPU on each host) plus the delay; most waits here end
+# within a second or two, so cluster_info polls itself, finely, for a bounded
+# time, and until/retries only repeats that (which prints progress).
+
+def arrived(cluster, rw=None, streaming=None):
+    """Whether ``cluster`` is what a wait waits for: without ``rw``, healthy;
+    with it, ``rw`` the only RW and every node of ``streaming`` streaming from it."""
+    if rw is None:
+        return bool(cluster.get('healthy'))
+    if cluster.get('rw_nodes') != [rw]:
+        return False
+    nodes = cluster.get('nodes') or {}
+    return all((nodes.get(n) or {}).get('streaming') and nodes[n].get('upstream_node') == rw
+               for n in streaming or [])
+
+
+def wait_for(discover, seconds, condition, interval=0.25, clock=time.monotonic, sleep=time.sleep):
+    """Call ``discover`` until ``condition`` holds for what it returns, for at
+    most ``seconds`` (always at least once). Returns (last result,
+    {arrived, attempts, seconds})."""
+    start = clock()
+    attempts = 0
+    while True:
+        found = discover()
+        attempts += 1
+        done = bool(condition(found))
+        elapsed = clock() - start
+        if done or elapsed + interval > seconds:
+            return found, dict(arrived=done, attempts=attempts, seconds=round(elapsed, 3))
+        sleep(interval)

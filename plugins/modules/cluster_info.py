@@ -53,6 +53,25 @@ options:
       - When set, a replica whose replay lags more than this many bytes behind
         the RW is a problem (and the cluster is not healthy).
     type: int
+  wait_seconds:
+    description:
+      - Probe again, every 0.25 s, until the cluster is what is waited for or this
+        many seconds have passed; V(0) probes once. RV(waited) says whether it arrived.
+      - What is waited for - the cluster healthy, or, with O(wait_for_rw), that node
+        the only RW and every node of O(wait_for_streaming) streaming from it.
+      - Why here - a wait by C(until)/C(retries) costs a module run per attempt and
+        its C(delay); C(until)/C(retries) around this option only repeats it (and
+        shows progress) for waits longer than O(wait_seconds).
+    type: int
+    default: 0
+  wait_for_rw:
+    description: The node that must be the only RW (see O(wait_seconds)).
+    type: str
+  wait_for_streaming:
+    description: Nodes that must stream from O(wait_for_rw) (see O(wait_seconds)).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - polardb.stack.attributes
   - polardb.stack.connection
@@ -99,13 +118,42 @@ EXAMPLES = r'''
     login_password: "{{ polardb_superuser_password }}"
     ca_cert: /etc/polardb-stack/demo/ca.crt
     max_lag_bytes: 16777216
+    wait_seconds: 10          # polls every 0.25 s inside the module
   register: topo
   until: topo.cluster.healthy
-  retries: 30
-  delay: 2
+  retries: 6                  # up to a minute, a line of progress every 10 s
+  delay: 0
+
+- name: Wait until pdb2 is the only RW and pdb3 streams from it
+  polardb.stack.cluster_info:
+    nodes: "{{ polardb_nodes }}"
+    login_password: "{{ polardb_superuser_password }}"
+    ca_cert: /etc/polardb-stack/demo/ca.crt
+    wait_seconds: 30
+    wait_for_rw: pdb2
+    wait_for_streaming: [pdb3]
+  register: topo
+  failed_when: not topo.waited.arrived
 '''
 
 RETURN = r'''
+waited:
+  description: How the wait of O(wait_seconds) ended.
+  returned: always
+  type: dict
+  contains:
+    arrived:
+      description: Whether the cluster became what was waited for.
+      type: bool
+      sample: true
+    attempts:
+      description: How many times the engines were probed.
+      type: int
+      sample: 3
+    seconds:
+      description: How long it waited.
+      type: float
+      sample: 0.52
 cluster:
   description: The topology.
   returned: always
@@ -187,7 +235,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
-    build_topology, probe_all, probe_node, resolving_same_host)
+    arrived, build_topology, probe_all, probe_node, resolving_same_host, wait_for)
 
 
 def discover(params):
@@ -216,12 +264,18 @@ def main():
             port=dict(type='int', default=5432),
         )),
         max_lag_bytes=dict(type='int'),
+        wait_seconds=dict(type='int', default=0),
+        wait_for_rw=dict(type='str'),
+        wait_for_streaming=dict(type='list', elements='str', default=[]),
     )
     argument_spec.update(sql.connection_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     sql.ensure_driver(module)
-    cluster = fail_on_error(module, discover, module.params)
-    module.exit_json(changed=False, cluster=cluster)
+    params = module.params
+    cluster, waited = fail_on_error(
+        module, wait_for, lambda: discover(params), params['wait_seconds'],
+        lambda found: arrived(found, params['wait_for_rw'], params['wait_for_streaming']))
+    module.exit_json(changed=False, cluster=cluster, waited=waited)
 
 
 if __name__ == '__main__':

@@ -92,8 +92,9 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
     no_lock_left(ssh, lab_hosts)
 
 
+# (killed right after the lock is recorded, before anything changed: test_lock's
+# killed holder, resumed after its lease)
 @pytest.mark.parametrize('marker', [
-    'Switchover | Record the decision in the lock',              # before anything changed
     'Handover | Stop writes, wait for the target',                # inside the critical section
     'Handover | The new RW replicates from nobody',               # old RW stopped, target promoted
 ])

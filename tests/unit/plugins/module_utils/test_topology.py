@@ -532,3 +532,55 @@ def test_slot_owner_by_the_collections_slot_name():
 def test_a_probe_without_slots_still_builds():
     c = t.build_topology(healthy_probes())
     assert c['healthy'] and c['nodes']['pdb1']['slots'] == [] and c['nodes']['pdb2']['slot'] is None
+
+
+# --- waiting inside one module run -------------------------------------------
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_for_polls_until_the_condition_holds():
+    clock = FakeClock()
+    answers = iter([{'healthy': False}, {'healthy': False}, {'healthy': True}])
+    found, waited = t.wait_for(lambda: next(answers), 10, t.arrived,
+                               clock=clock.clock, sleep=clock.sleep)
+    assert found == {'healthy': True}
+    assert waited == {'arrived': True, 'attempts': 3, 'seconds': 0.5}
+    assert clock.sleeps == [0.25, 0.25]
+
+
+def test_wait_for_gives_up_after_its_seconds_and_says_so():
+    clock = FakeClock()
+    found, waited = t.wait_for(lambda: {'healthy': False}, 1, t.arrived,
+                               clock=clock.clock, sleep=clock.sleep)
+    assert waited['arrived'] is False and waited['attempts'] == 5 and waited['seconds'] == 1.0
+    assert found == {'healthy': False}
+
+
+def test_wait_for_zero_seconds_probes_once():
+    clock = FakeClock()
+    calls = []
+    t.wait_for(lambda: calls.append(1) or {'healthy': False}, 0, t.arrived,
+               clock=clock.clock, sleep=clock.sleep)
+    assert calls == [1] and clock.sleeps == []
+
+
+def test_arrived_with_a_named_rw_needs_it_alone_and_the_named_nodes_streaming_from_it():
+    cluster = {'healthy': False, 'rw_nodes': ['pdb2'], 'nodes': {
+        'pdb1': {'streaming': True, 'upstream_node': 'pdb2'},
+        'pdb3': {'streaming': False, 'upstream_node': None}}}
+    assert t.arrived(cluster, 'pdb2', ['pdb1']) is True
+    assert t.arrived(cluster, 'pdb2', ['pdb1', 'pdb3']) is False
+    assert t.arrived(cluster, 'pdb1', []) is False
+    assert t.arrived(dict(cluster, rw_nodes=['pdb1', 'pdb2']), 'pdb2', ['pdb1']) is False
+    assert t.arrived(cluster) is False
