@@ -22,7 +22,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
 .PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
-        test static lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-day2 clean
+        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-day2 clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -74,8 +74,12 @@ dsn: venv ## Print a multi-host libpq DSN (target_session_attrs=read-write) for 
 test: venv ## Everything CI runs: the lab's integration tests, and beside them the static checks one after another
 	# Two job slots: the integration tests (the long pole, mostly waiting on the
 	# lab's hosts) hold one from the start; the static checks take turns in the
-	# other. Each target's output is printed whole when it ends.
-	$(MAKE) --no-print-directory -j2 --output-sync=target integration static
+	# other, at the lowest CPU priority, so that they do not slow the lab's
+	# hosts and array down. Each target's output is printed whole when it ends.
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration static-low-priority
+
+static-low-priority:
+	nice -n 19 $(MAKE) --no-print-directory static
 
 static: lint changelog docs-site galaxy ee sanity units ## The checks that need no lab
 

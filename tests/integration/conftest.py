@@ -27,7 +27,9 @@ def lab():
 @pytest.fixture
 def writer(lab):
     """A client writing through the multi-host DSN for the whole test (stopped at its end)."""
-    w = Writer(lab_dsn(lab)).start()
+    # one write every 20 ms (the benchmarks write every 5 ms): enough to catch a lost
+    # write, and it leaves the CPU the lab shares with its array to the test
+    w = Writer(lab_dsn(lab), pause=0.02).start()
     time.sleep(1.5)
     yield w
     w.stop()
