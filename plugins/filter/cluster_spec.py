@@ -17,6 +17,24 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
     return cluster_spec.parameter_problems(parameters, reserved, reserved_prefixes)
 
 
+def port_problems(cluster, groups, hostvars):
+    """The nodes of every polardb_<name> group, then cluster_spec.port_problems."""
+    nodes = []
+    for group in sorted(groups):
+        if not group.startswith('polardb_'):
+            continue
+        name = group[len('polardb_'):]
+        # the groups create_cluster makes with group_by (polardb_NAME_rw, _ro) are not clusters
+        if name.endswith(('_rw', '_ro')) and ('polardb_' + name[:-3]) in groups:
+            continue
+        for host in groups[group]:
+            hv = hostvars[host]
+            nodes.append({'cluster': name, 'name': host,
+                          'address': hv.get('polardb_node_address') or hv.get('ansible_host') or host,
+                          'port': hv.get('polardb_port') or 5432})
+    return cluster_spec.port_problems(cluster, nodes)
+
+
 def setting_problems(settings, nodes, rw):
     return cluster_spec.setting_problems(settings, nodes, rw)
 
@@ -26,5 +44,6 @@ class FilterModule(object):
         return {
             'node_problems': node_problems,
             'parameter_problems': parameter_problems,
+            'port_problems': port_problems,
             'setting_problems': setting_problems,
         }

@@ -50,6 +50,28 @@ def node_problems(nodes, initial_primary):
     return problems
 
 
+def port_problems(cluster, nodes):
+    """Two nodes on one address must not share a port, whatever their clusters.
+
+    ``nodes``: [{cluster, name, address, port}] of every node of every cluster
+    of the inventory. Returns the problems of the nodes of ``cluster``."""
+    problems = []
+    seen = {}
+    for n in nodes:
+        seen.setdefault((str(n['address']), str(n['port'])), []).append(n)
+    for n in nodes:
+        if n['cluster'] != cluster:
+            continue
+        others = [o for o in seen[(str(n['address']), str(n['port']))] if o is not n]
+        for o in others:
+            where = 'node %s of cluster %s' % (o['name'], o['cluster']) if o['cluster'] != cluster else 'node %s' % o['name']
+            hint = ('describe each cluster\'s node as an inventory host of its own (the same ansible_host, '
+                    'its own polardb_lun_wwid and polardb_port)' if o['name'] == n['name']
+                    else 'give one of them another polardb_port')
+            problems.append('%s: port %s on %s is also %s\'s: %s' % (n['name'], n['port'], n['address'], where, hint))
+    return problems
+
+
 def parameter_problems(parameters, reserved, reserved_prefixes):
     """Names the collection manages itself, or that cannot be parameter names."""
     problems = []

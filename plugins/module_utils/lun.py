@@ -383,8 +383,33 @@ def _not_found(host, wwid, multipath, looked, mpath_tool, rescanned):
     return PolarDBError(msg, wwid=wwid, host=where, looked_at=looked)
 
 
-def find_lun(runner, host, wwid, multipath='auto', rescan=False):
-    """Resolve ``wwid`` to a device and describe it (the ``lun`` of lun_info)."""
+def rescan_capacity(runner, host, blk, paths, map_name):
+    """After the array grew a LUN: every SCSI path re-reads its capacity
+    (``device/rescan``), then a multipath map takes the new size (``multipathd
+    resize map``). A device without a SCSI device (a loop device; an NVMe
+    namespace re-reads its own) needs nothing. Returns what was rescanned."""
+    names = [p['device'] for p in paths if p.get('device')] or [blk['name']]
+    done = []
+    for name in names:
+        rescan = '/sys/class/block/%s/device/rescan' % name
+        if host.exists(rescan):
+            try:
+                host.write(rescan, '1')
+            except (IOError, OSError) as e:
+                raise PolarDBError('capacity rescan failed on %s: writing %s: %s' % (host.hostname(), rescan, e),
+                                   path=rescan)
+            done.append(name)
+    if map_name:
+        multipathd = runner.which('multipathd')
+        if multipathd:
+            runner.run([multipathd, 'resize', 'map', map_name])
+            done.append(map_name)
+    return done
+
+
+def find_lun(runner, host, wwid, multipath='auto', rescan=False, resize=False):
+    """Resolve ``wwid`` to a device and describe it (the ``lun`` of lun_info).
+    ``resize``: re-read its capacity first (after the array grew it)."""
     if multipath not in MULTIPATH_CHOICES:
         raise PolarDBError('multipath must be one of %s, not %r' % (', '.join(MULTIPATH_CHOICES), multipath))
     wwid = normalise_wwid(wwid)
@@ -417,13 +442,14 @@ def find_lun(runner, host, wwid, multipath='auto', rescan=False):
         paths = [dict(device=s, state=None) for s in host.listdir(blk['sysdir'] + '/slaves')]
     else:
         paths, mpath = [], None
+    resized = rescan_capacity(runner, host, blk, paths, dm[0] if dm else None) if resize else None
     contents = probe_contents(runner, host, device)
     map_info = None
     if dm:
         map_info = dict(name=dm[0], sysfs=blk['name'])
         if mpath:
             map_info.update((k, mpath[k]) for k in ('vendor', 'product', 'size', 'features', 'hwhandler', 'wp'))
-    return dict(
+    found = dict(
         wwid=wwid,
         device=device,
         real_device='/dev/' + blk['name'],
@@ -437,3 +463,6 @@ def find_lun(runner, host, wwid, multipath='auto', rescan=False):
         signature=contents['signature'],
         has_data=contents['has_data'],
     )
+    if resize:
+        found['rescanned'] = resized
+    return found

@@ -47,3 +47,27 @@ def installed_packages(runner, names):
         if len(fields) >= 3 and fields[2] == 'ii':
             installed[fields[0]] = fields[1]
     return installed
+
+
+def listening_ports(tables):
+    """Ports with a TCP socket in LISTEN state, from the texts of
+    /proc/net/tcp and /proc/net/tcp6 (``tables``)."""
+    ports = set()
+    for text in tables:
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            # sl local_address rem_address st ...; st 0A is LISTEN
+            if len(fields) > 3 and fields[3] == '0A' and ':' in fields[1]:
+                ports.add(int(fields[1].rsplit(':', 1)[1], 16))
+    return ports
+
+
+def read_tables(paths=('/proc/net/tcp', '/proc/net/tcp6')):
+    texts = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                texts.append(f.read())
+        except (IOError, OSError):
+            pass
+    return texts

@@ -27,7 +27,7 @@ __metaclass__ = type
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster', 'refresh_params',
-              'restart', 'minor_upgrade')
+              'restart', 'minor_upgrade', 'remove_node', 'expand_storage')
 
 
 def _step(step, node, does, simulated=False):
@@ -139,6 +139,43 @@ def plan_destroy_cluster(d):
                 notes=['LUN data is %s' % ('wiped (wipe=true)' if wipe else 'kept')])
 
 
+def plan_remove_node(d):
+    _require(d, 'node', 'rw', 'remaining')
+    node, rw, wipe = d['node'], d['rw'], bool(d.get('wipe'))
+    steps = [_step('take the lock', 'all', 'record {node: %s} on every node' % node),
+             _step('remove the node', node, 'stop and disable the engine, remove its configuration, unmount the LUN, '
+                   'release its fence registration%s' % (', WIPE the LUN' if wipe else ' (its data is kept)')),
+             _step('the other nodes without it', ', '.join(d['remaining']),
+                   'pg_hba.conf and synchronous_standby_names without %s, reload' % node, True)]
+    if d.get('slot'):
+        steps.append(_step('drop its slot', rw, 'drop replication slot %s' % d['slot']))
+    steps += [_step('wait until every other node streams from %s' % rw, 'all', 'poll the engines'),
+              _step('release the lock', 'all', 'remove the lock')]
+    return dict(steps=steps, write_unavailable='none: the RW is not touched (reload only)',
+                notes=['LUN data of %s is %s' % (node, 'wiped (wipe=true)' if wipe else 'kept'),
+                       'then delete %s from the inventory group, or the next create_cluster adds it back' % node])
+
+
+def plan_expand_storage(d):
+    _require(d, 'nodes', 'bytes', 'array')
+    size, array = d['bytes'], d['array']
+    growing = sorted(n for n, v in d['nodes'].items() if v.get('grow'))
+    steps = [_step('take the lock', 'all', 'no other operation may run')]
+    if array == 'none':
+        steps.append(_step('the array', 'the storage team', 'every LUN already grown to %d bytes (not checked until '
+                           'the rescan)' % size, True))
+    else:
+        steps += [_step('grow the LUN on the array', n, 'LUN %s: %d -> %d bytes (%s)'
+                        % (d['nodes'][n]['wwid'], d['nodes'][n]['before'], size, array)) for n in growing]
+    steps += [_step('rescan and grow the file system', 'all', 're-read the capacity of every path (and the '
+                    'multipath map), grow the mounted file system online'),
+              _step('derived parameters', 'all', 'max_slot_wal_keep_size from the new size, reload', True),
+              _step('release the lock', 'all', 'remove the lock')]
+    return dict(steps=steps, write_unavailable='none: online, no engine restarts',
+                notes=['already at the size: %s' % ', '.join(sorted(set(d['nodes']) - set(growing)))]
+                if set(d['nodes']) - set(growing) else [])
+
+
 def plan_create_cluster(d):
     _require(d, 'nodes', 'rw')
     actions = d['nodes']
@@ -222,7 +259,8 @@ def plan_restart(d):
 _BUILDERS = dict(switchover=plan_switchover, failover=plan_failover, rebuild_node=plan_rebuild_node,
                  destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster,
                  refresh_params=plan_refresh_params, restart=plan_restart,
-                 minor_upgrade=plan_minor_upgrade)
+                 minor_upgrade=plan_minor_upgrade, remove_node=plan_remove_node,
+                 expand_storage=plan_expand_storage)
 
 
 def build_plan(operation, cluster, decisions, check_mode=False):

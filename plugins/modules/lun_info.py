@@ -44,6 +44,16 @@ options:
       - This is done in check mode too - it changes no data and discovery needs it.
     type: bool
     default: false
+  resize:
+    description:
+      - After the array grew the LUN - every SCSI path of it re-reads its capacity
+        (C(echo 1 > /sys/class/block/<path>/device/rescan)), then a multipath map takes the new size
+        (C(multipathd resize map <map>)), before the size is read. A device without a SCSI device
+        (a loop device, an NVMe namespace) needs nothing. RV(lun.rescanned) names what was rescanned.
+      - This is done in check mode too - it changes no data.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - polardb.stack.attributes
 attributes:
@@ -142,6 +152,12 @@ lun:
       description: Any signature, or a non-zero byte in the first MiB.
       type: bool
       sample: false
+    rescanned:
+      description: With O(resize=true), the path devices and the multipath map that re-read their capacity.
+      type: list
+      elements: str
+      returned: with O(resize=true)
+      sample: [sdb, sdc, mpatha]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -156,12 +172,14 @@ def main():
             wwid=dict(type='str', required=True),
             multipath=dict(type='str', default='auto', choices=list(MULTIPATH_CHOICES)),
             rescan=dict(type='bool', default=False),
+            resize=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
     runner = CommandRunner(module)
     lun = fail_on_error(module, find_lun, runner, HostFiles(), module.params['wwid'],
-                        multipath=module.params['multipath'], rescan=module.params['rescan'])
+                        multipath=module.params['multipath'], rescan=module.params['rescan'],
+                        resize=module.params['resize'])
     module.exit_json(changed=False, lun=lun)
 
 

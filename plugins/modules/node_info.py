@@ -107,6 +107,11 @@ options:
     type: list
     elements: str
     default: []
+  ports:
+    description: TCP ports to look for a listening socket on (any address, IPv4 or IPv6).
+    type: list
+    elements: int
+    default: []
 extends_documentation_fragment:
   - polardb.stack.attributes
 attributes:
@@ -138,6 +143,7 @@ EXAMPLES = r'''
       node: "{{ inventory_hostname }}"
       nodes: "{{ groups['polardb_demo'] }}"
     packages: [postgresql-15, postgresql-client-15]
+    ports: [5432]
   register: node
 
 - name: Name what could not be read
@@ -168,6 +174,11 @@ packages:
   returned: always
   type: dict
   sample: {postgresql-15: 15.20-0+deb12u1}
+listening:
+  description: For each port of O(ports), whether a socket listens on it.
+  returned: always
+  type: dict
+  sample: {"5432": true}
 errors:
   description: Why a section could not be read, by section (V(lun), V(instance), V(fence)).
   returned: always
@@ -185,7 +196,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.polardb.stack.plugins.module_utils.fencing import ensure_fence
 from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
 from ansible_collections.polardb.stack.plugins.module_utils.lun import MULTIPATH_CHOICES, HostFiles, find_lun
-from ansible_collections.polardb.stack.plugins.module_utils.node_info import installed_packages, read_sections
+from ansible_collections.polardb.stack.plugins.module_utils.node_info import (
+    installed_packages, listening_ports, read_sections, read_tables)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner
 
 
@@ -206,6 +218,7 @@ def argument_spec():
             command_timeout=dict(type='int', default=60),
         ), required_if=[('driver', 'command', ('command',))]),
         packages=dict(type='list', elements='str', default=[]),
+        ports=dict(type='list', elements='int', default=[]),
     )
 
 
@@ -222,7 +235,9 @@ def main():
     if params['fence']:
         readers['fence'] = lambda: ensure_fence(runner, host, state='query', check_mode=True, **params['fence'])['fence']
     found, errors = read_sections(readers)
+    listening = listening_ports(read_tables()) if params['ports'] else set()
     module.exit_json(changed=False, packages=installed_packages(runner, params['packages']), errors=errors,
+                     listening=dict((str(p), p in listening) for p in params['ports']),
                      executed_commands=runner.executed, **found)
 
 

@@ -24,16 +24,17 @@ def state_of(ssh, host, cluster, device=None):
     return ssh(host, script).stdout
 
 
-def negative_inventory(tmp_path, lab, lab_hosts, cluster, nodes):
+def negative_inventory(tmp_path, lab, lab_hosts, cluster, nodes, port=5499):
     """An inventory of one cluster with its own host aliases, so its host vars
-    cannot clash with cluster demo's."""
+    cannot clash with cluster demo's, and its own port (demo's engines listen
+    on 5432 on the same hosts)."""
     hosts = {}
     for alias, (lab_host, wwid) in nodes.items():
         entry = {'polardb_lun_wwid': wwid}
         entry['ansible_host'] = lab_hosts[lab_host]['ansible_host'] if lab_host else '10.213.77.99'
         hosts[alias] = entry
     inv = {'all': {'children': {'polardb_' + cluster: {
-        'vars': {'polardb_initial_primary': sorted(nodes)[0]}, 'hosts': hosts}}}}
+        'vars': {'polardb_initial_primary': sorted(nodes)[0], 'polardb_port': port}, 'hosts': hosts}}}}
     path = tmp_path / ('%s.yml' % cluster)
     path.write_text(yaml.safe_dump(inv))
     return path
@@ -84,6 +85,22 @@ def test_same_lun_for_two_hosts_is_refused(playbook, ssh, lab, lab_hosts, tmp_pa
     run = playbook('create_cluster', '-e', 'cluster=neg4', inventories=[inv])
     assert_refused(run, 'is given to more than one host (n1, n2)')
     assert {h: state_of(ssh, h, 'neg4', device) for h in ('pdb1', 'pdb2')} == before
+
+
+def test_a_port_taken_is_refused(playbook, ssh, lab, lab_hosts, tmp_path):
+    wwid = lab_hosts['pdb1']['lab_luns']['spare1']
+    device = '/dev/disk/by-id/wwn-0x' + wwid
+    address = lab_hosts['pdb1']['ansible_host']
+    before = state_of(ssh, 'pdb1', 'neg5', device)
+    # by another cluster's node on the same host (cluster demo's pdb1 has 5432)
+    inv = negative_inventory(tmp_path, lab, lab_hosts, 'neg5', {'n1': ('pdb1', wwid)}, port=5432)
+    run = playbook('create_cluster', '-e', 'cluster=neg5', inventories=[inv])
+    assert_refused(run, 'n1: port 5432 on %s is also node pdb1 of cluster demo' % address, 'another polardb_port')
+    # by a program that is not an engine of this cluster (sshd)
+    inv = negative_inventory(tmp_path, lab, lab_hosts, 'neg5', {'n1': ('pdb1', wwid)}, port=22)
+    run = playbook('create_cluster', '-e', 'cluster=neg5', inventories=[inv])
+    assert_refused(run, 'n1: port 22 on %s is taken by another program' % address, 'Nothing was changed')
+    assert state_of(ssh, 'pdb1', 'neg5', device) == before
 
 
 def test_status_prints_the_topology(playbook):

@@ -124,7 +124,8 @@ def test_a_refused_first_creation_leaves_nothing_on_the_host(playbook, ssh, lab_
     device = '/dev/disk/by-id/wwn-0x' + wwid
     inv = tmp_path / 'negv.yml'
     inv.write_text(yaml.safe_dump({'all': {'children': {'polardb_negv': {
-        'vars': {'polardb_initial_primary': 'v1'},
+        # its own port: the lab's hosts run cluster demo's engines on 5432
+        'vars': {'polardb_initial_primary': 'v1', 'polardb_port': 5499},
         'hosts': {'v1': {'ansible_host': lab_hosts['pdb3']['ansible_host'], 'polardb_lun_wwid': wwid}}}}}}))
     state = ('test -e /etc/polardb-stack/negv && echo conf; grep -c " /srv/polardb/negv " /etc/fstab || true; '
              'test -e /srv/polardb/negv && echo mountpoint; blkid -p %s || true; '

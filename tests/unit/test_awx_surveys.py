@@ -52,6 +52,9 @@ EXPECTED_VARIABLES = {
     'restart': ['cluster', 'node', 'polardb_restart_strategy'],
     'minor_upgrade': ['cluster', 'version', 'polardb_allow_downgrade', 'polardb_restart_strategy'],
     'scale': ['cluster', 'polardb_class', 'polardb_restart_strategy'],
+    'add_node': ['cluster', 'node'],
+    'remove_node': ['cluster', 'node', 'wipe'],
+    'expand_storage': ['cluster', 'size'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_allow_downgrade'}

@@ -16,7 +16,7 @@ one JSON file (written atomically under a lock); the server re-reads it
 whenever it changes, so a CLI call takes effect on the next I/O.
 
 Subcommands: serve, status, fence, unfence, register, reserve, release,
-preempt, clear, check.  ``serve`` also answers HTTP+JSON on the bridge
+preempt, clear, check, grow.  ``serve`` also answers HTTP+JSON on the bridge
 (default 10.213.77.1:8790) and names the caller by its source address.
 """
 
@@ -118,6 +118,39 @@ def resolve_lun(config, name):
         if spec.get('wwid', '').lower() == bare:
             return lun
     raise ArrayError('unknown LUN %r' % name, code=1, http=404)
+
+
+def loop_devices_of(lun):
+    """/dev/loopN of every host mapping ``lun`` (their backing files are MOUNT/<host>/<lun>)."""
+    out = []
+    for name in sorted(os.listdir('/sys/block')):
+        try:
+            with open('/sys/block/%s/loop/backing_file' % name, encoding='utf-8') as handle:
+                backing = handle.read().rstrip('\n')
+        except OSError:
+            continue
+        if os.path.basename(backing) == lun:
+            out.append('/dev/' + name)
+    return out
+
+
+def grow(config, name, size):
+    """Grow a LUN to ``size`` bytes, as an array does: the backing file, then
+    every host's loop device on it re-reads its capacity (what a SCSI rescan
+    does on a real host). Never shrinks."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    lun = resolve_lun(config, name)
+    path = config['luns'][lun]['file']
+    before = os.path.getsize(path)
+    if size < before:
+        raise ArrayError('LUN %s has %d bytes: refusing to shrink it to %d' % (lun, before, size), code=1)
+    if size > before:
+        os.truncate(path, size)
+    devices = loop_devices_of(lun)
+    for dev in devices:
+        subprocess.run(['losetup', '-c', dev], check=True)
+    return {'lun': lun, 'wwid': config['luns'][lun].get('wwid'), 'bytes_before': before, 'bytes': size,
+            'changed': size > before, 'loop_devices': devices}
 
 
 def lun_state(state, lun):
@@ -586,6 +619,9 @@ def parse_args(argv):
     p.add_argument('lun')
     p.add_argument('key')
     p.add_argument('--type', default='write-exclusive-all-registrants', choices=TYPES)
+    p = sub.add_parser('grow', help='grow LUN to BYTES (never shrinks); every host sees the new size')
+    p.add_argument('lun')
+    p.add_argument('bytes', type=int)
     p = sub.add_parser('preempt', help='PR preempt: remove VICTIM_KEY\'s registrations, take the reservation')
     p.add_argument('host')
     p.add_argument('lun')
@@ -607,6 +643,9 @@ def main(argv=None):
             if args.lun:
                 out = out[resolve_lun(store.config(), args.lun)]
             print(json.dumps(out, indent=2, sort_keys=True))
+            return 0
+        if args.command == 'grow':
+            print(json.dumps(grow(store.config(), args.lun, args.bytes), indent=2, sort_keys=True))
             return 0
         if args.command == 'check':
             lun = resolve_lun(store.config(), args.lun)

@@ -64,3 +64,16 @@ def test_topology_table_shows_each_slots_retained_wal_and_a_lost_slot():
     assert lines[4:] == ['max_slot_wal_keep_size on the RW a: 512MB',
                          'slot gone on the RW a (no node of the cluster): retains 4096 bytes, wal_status extended',
                          'healthy: no', 'problem: b: its replication slot b on the RW a is lost']
+
+
+def test_port_problems_reads_every_cluster_group_but_not_the_groups_create_cluster_makes():
+    from ansible_collections.polardb.stack.plugins.filter.cluster_spec import port_problems
+    groups = {'all': ['pdb1', 'o1', 'o2'], 'polardb_demo': ['pdb1'], 'polardb_demo_rw': ['pdb1'],
+              'polardb_other': ['o1', 'o2'], 'lab_hosts': ['pdb1']}
+    hostvars = {'pdb1': {'ansible_host': '10.0.0.11'},
+                'o1': {'ansible_host': '10.0.0.11', 'polardb_port': 5433},
+                'o2': {'ansible_host': '10.0.0.11', 'polardb_port': 5432}}
+    assert port_problems('demo', groups, hostvars) == [
+        "pdb1: port 5432 on 10.0.0.11 is also node o2 of cluster other's: give one of them another polardb_port"]
+    hostvars['o2']['polardb_port'] = 5434
+    assert port_problems('other', groups, hostvars) == []

@@ -3,6 +3,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
 from ansible_collections.polardb.stack.plugins.module_utils.cluster_spec import node_problems, parameter_problems
 
 W1 = '600140500000000000000000000000a1'
@@ -118,3 +119,27 @@ def test_slot_names_must_be_valid_and_distinct():
         "pdb3: polardb_slot_name='%s' must be 1 to 63 lower-case letters, digits or _" % ('x' * 64),
         'nodes pdb1, pdb-1 share the replication slot name pdb_1 (polardb_slot_name, from the host name): '
         'rename a host or set polardb_slot_name']
+
+
+# --- several clusters on the same hosts -------------------------------------
+
+def _node(cluster, name, address, port=5432):
+    return {'cluster': cluster, 'name': name, 'address': address, 'port': port}
+
+
+def test_nodes_of_two_clusters_on_one_host_need_their_own_ports():
+    nodes = [_node('demo', 'pdb1', '10.0.0.11'), _node('demo', 'pdb2', '10.0.0.12'),
+             _node('other', 'o1', '10.0.0.11'), _node('other', 'o2', '10.0.0.12', 5433)]
+    assert cluster_spec.port_problems('other', nodes) == [
+        "o1: port 5432 on 10.0.0.11 is also node pdb1 of cluster demo's: give one of them another polardb_port"]
+    assert cluster_spec.port_problems('demo', nodes) == [
+        "pdb1: port 5432 on 10.0.0.11 is also node o1 of cluster other's: give one of them another polardb_port"]
+    nodes[2]['port'] = 5433
+    assert cluster_spec.port_problems('other', nodes) == []
+
+
+def test_one_inventory_host_in_two_clusters_is_told_how_to_describe_them():
+    nodes = [_node('demo', 'pdb1', '10.0.0.11'), _node('other', 'pdb1', '10.0.0.11')]
+    assert cluster_spec.port_problems('other', nodes) == [
+        "pdb1: port 5432 on 10.0.0.11 is also node pdb1 of cluster demo's: describe each cluster's node as an "
+        "inventory host of its own (the same ansible_host, its own polardb_lun_wwid and polardb_port)"]

@@ -346,3 +346,23 @@ def test_unknown_wwid_after_a_rescan_does_not_suggest_one(host):
     with pytest.raises(PolarDBError) as e:
         lun.find_lun(fake_runner(), host, WWID, rescan=True)
     assert e.value.msg.endswith('; multipath is not installed); is the LUN mapped to this host?')
+
+
+# --- capacity after the array grew a LUN ----------------------------------------------------
+
+def test_rescan_capacity_rescans_every_scsi_path_then_resizes_the_map(tmp_path):
+    host = FakeHost(tmp_path)
+    for name in ('sdb', 'sdc'):
+        os.makedirs(str(tmp_path / 'sys' / 'class' / 'block' / name / 'device'))
+        (tmp_path / 'sys' / 'class' / 'block' / name / 'device' / 'rescan').write_text('')
+    runner = fake_runner(tools=('multipathd',))
+    runner.module.respond(sbin('multipathd', 'resize', 'map', 'mpatha'))
+    done = lun.rescan_capacity(runner, host, {'name': 'dm-0'}, [{'device': 'sdb'}, {'device': 'sdc'}], 'mpatha')
+    assert done == ['sdb', 'sdc', 'mpatha']
+    assert (tmp_path / 'sys' / 'class' / 'block' / 'sdb' / 'device' / 'rescan').read_text() == '1'
+
+
+def test_rescan_capacity_of_a_loop_device_needs_nothing(tmp_path):
+    runner = fake_runner()
+    assert lun.rescan_capacity(runner, FakeHost(tmp_path), {'name': 'loop3'}, [], None) == []
+    assert runner.executed == []

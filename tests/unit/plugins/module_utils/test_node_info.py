@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.polardb.stack.plugins.module_utils.node_info import (
-    DPKG_FORMAT, installed_packages, read_sections)
+    DPKG_FORMAT, installed_packages, listening_ports, read_sections)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 from ansible_collections.polardb.stack.tests.unit.fixtures.lun.fakes import fake_runner
 
@@ -39,3 +39,14 @@ def test_no_package_names_asks_dpkg_nothing():
     runner = fake_runner()
     assert installed_packages(runner, []) == {}
     assert runner.executed == []
+
+
+def test_listening_ports_are_the_sockets_in_listen_state_of_both_tables():
+    tcp = ('  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n'
+           '   0: 00000000:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 1 1\n'
+           '   1: 0B4DD50A:1538 0C4DD50A:D2F4 01 00000000:00000000 00:00000000 00000000   104        0 2 1\n'
+           '   2: 0B4DD50A:9C40 0C4DD50A:1539 01 00000000:00000000 00:00000000 00000000   104        0 3 1\n')
+    tcp6 = ('  sl  local_address                         remote_address                        st tx_queue\n'
+            '   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000\n')
+    # 0x1538 = 5432 listens; 0x9C40 = 40000 is only a client's port; 0x16 = 22 listens on IPv6
+    assert listening_ports([tcp, tcp6]) == {5432, 22}

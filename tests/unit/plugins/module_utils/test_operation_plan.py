@@ -63,6 +63,19 @@ def test_destroy_plan_says_whether_data_is_kept():
     assert 'WIPE' in build_plan('destroy_cluster', 'demo', {'nodes': NODES, 'wipe': True})['steps'][1]['does']
 
 
+def test_remove_node_plan_never_touches_the_rw_and_says_what_happens_to_the_data():
+    plan = build_plan('remove_node', 'demo', {'node': 'pdb3', 'rw': 'pdb1', 'remaining': ['pdb1', 'pdb2'],
+                                              'slot': 'pdb3'}, True)
+    assert steps(plan) == [('take the lock', 'all'), ('remove the node', 'pdb3'),
+                           ('the other nodes without it', 'pdb1, pdb2'), ('drop its slot', 'pdb1'),
+                           ('wait until every other node streams from pdb1', 'all'), ('release the lock', 'all')]
+    assert plan['write_unavailable'] == 'none: the RW is not touched (reload only)'
+    assert plan['notes'][0] == 'LUN data of pdb3 is kept'
+    wiped = build_plan('remove_node', 'demo', {'node': 'pdb3', 'rw': 'pdb1', 'remaining': ['pdb1', 'pdb2'],
+                                               'slot': None, 'wipe': True})
+    assert 'WIPE' in wiped['steps'][1]['does'] and 'drop its slot' not in [s for s, n in steps(wiped)]
+
+
 def test_create_plan_of_a_converged_cluster_only_skips_the_wait():
     plan = build_plan('create_cluster', 'demo', {'rw': 'pdb1', 'rw_action': 'running',
                                                  'nodes': {'pdb1': 'rw', 'pdb2': 'keep', 'pdb3': 'keep'}}, True)
