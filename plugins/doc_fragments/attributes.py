@@ -22,3 +22,15 @@ attributes:
     membership:
       - polardb.stack.polardb
 '''
+
+    # check_mode and diff_mode of the modules that only read (the *_info ones,
+    # parameter_check): extends_documentation_fragment polardb.stack.attributes.read_only.
+    READ_ONLY = r'''
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is no diff.
+'''

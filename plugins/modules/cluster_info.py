@@ -74,14 +74,8 @@ options:
     default: []
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.attributes.read_only
   - polardb.stack.connection
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 notes:
   - Timeline of a primary - the timeline of its current WAL file; of a replica -
     C(received_tli) of its WAL receiver, else the timeline of its last restartpoint.

@@ -29,14 +29,8 @@ author:
   - polardb.stack developers (!UNKNOWN)
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.attributes.read_only
   - polardb.stack.local_instance
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 notes:
   - The engine on O(socket_dir)/O(port) only counts as this instance when it
     serves O(data_dir) and has its system identifier; otherwise the instance

@@ -114,13 +114,7 @@ options:
     default: []
 extends_documentation_fragment:
   - polardb.stack.attributes
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  - polardb.stack.attributes.read_only
 notes:
   - Runs as root (it reads the LUN's first MiB and its reservations).
 seealso:

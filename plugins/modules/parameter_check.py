@@ -71,14 +71,8 @@ options:
     choices: [auto, engine, binary, shipped]
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.attributes.read_only
   - polardb.stack.local_instance
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 notes:
   - Integers are parsed as the engine parses them (decimal, C(0x) hex, leading-zero
     octal, a fraction rounded); a fractional value with a unit is rounded to the
