@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.polardb.stack.plugins.module_utils.membership import plan_add, plan_remove
+from ansible_collections.polardb.stack.plugins.module_utils.membership import plan_add, plan_migrate, plan_remove
 
 
 def add_plan(node, topology, cluster_hosts, cluster):
@@ -17,6 +17,10 @@ def remove_plan(node, topology, kinds, sync_replicas, cluster):
     return plan_remove(node, topology, kinds, sync_replicas, cluster)
 
 
+def migrate_plan(node, to, topology, kinds, cluster):
+    return plan_migrate(node, to, topology, kinds, cluster)
+
+
 class FilterModule(object):
     def filters(self):
-        return {'add_plan': add_plan, 'remove_plan': remove_plan}
+        return {'add_plan': add_plan, 'remove_plan': remove_plan, 'migrate_plan': migrate_plan}

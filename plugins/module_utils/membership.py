@@ -72,3 +72,50 @@ def plan_remove(node, topology, kinds, sync_replicas, cluster):
         if entry.get('node') == node:
             slot = entry.get('name')
     return {'node': node, 'rw': rw, 'remaining': remaining, 'slot': slot, 'problems': problems}
+
+
+def plan_migrate(node, to, topology, kinds, cluster):
+    """Return {node, to, rw, converge, switchover, problems} for moving ``node``
+    to the inventory host ``to`` (another host, its own LUN), in three steps
+    that each run under the cluster's lock: converge the cluster with ``to``
+    (it joins and catches up), switch over to it when ``node`` is the RW, then
+    remove ``node``.
+
+    ``kinds``: {name: 'replica'|'standby'} of every node of the inventory
+    group. The steps already done are skipped, so an interrupted migration is
+    finished by the same command: ``converge`` is False once ``to`` streams
+    from the RW (or is the RW), ``switchover`` is True only while ``node`` is
+    still the RW.
+    """
+    problems = []
+    rw = (topology or {}).get('rw')
+    if not node or not to:
+        problems.append('name the node to move (-e node=HOST) and the inventory host that takes it over '
+                        '(-e to_host=HOST)')
+    elif node == to:
+        problems.append('node and to_host are both %s: to_host is the inventory host (another host, its own LUN) '
+                        'that takes %s over' % (node, node))
+    else:
+        for name, what in ((node, 'the node to move'), (to, 'to_host')):
+            if name not in kinds:
+                problems.append('%s (%s) is not in the inventory group polardb_%s%s'
+                                % (name, what, cluster,
+                                   ': add it there with its host and polardb_lun_wwid first' if name == to else ''))
+        if node in kinds and to in kinds and kinds[node] != kinds[to]:
+            problems.append('%s is a %s and %s is declared a %s: to_host takes over its role, declare it with '
+                            'polardb_node_role: %s' % (node, kinds[node], to, kinds[to], kinds[node]))
+    if not rw:
+        problems.append('cluster %s has no running RW: a migration needs one (playbooks/failover.yml first)'
+                        % cluster)
+
+    def running(name):
+        state = _node_state(topology, name)
+        return bool(rw) and (name == rw or (state.get('streaming') and state.get('upstream_node') == rw))
+
+    node_runs, to_runs = running(node), running(to)
+    if rw and not problems and not node_runs and not to_runs:
+        problems.append('%s does not run in cluster %s and %s does not stream from its RW: a migration moves a '
+                        'running node. To replace a lost node: add_node.yml -e node=%s, then remove_node.yml '
+                        '-e node=%s' % (node, cluster, to, to, node))
+    return {'node': node, 'to': to, 'rw': rw, 'converge': not to_runs, 'switchover': bool(rw) and node == rw,
+            'problems': problems}

@@ -27,7 +27,7 @@ __metaclass__ = type
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 OPERATIONS = ('switchover', 'failover', 'rebuild_node', 'destroy_cluster', 'create_cluster', 'refresh_params',
-              'restart', 'minor_upgrade', 'remove_node', 'expand_storage')
+              'restart', 'minor_upgrade', 'remove_node', 'expand_storage', 'migrate_node')
 
 
 def _step(step, node, does, simulated=False):
@@ -156,6 +156,28 @@ def plan_remove_node(d):
                        'then delete %s from the inventory group, or the next create_cluster adds it back' % node])
 
 
+def plan_migrate_node(d):
+    _require(d, 'node', 'to', 'rw')
+    node, to, rw, wipe = d['node'], d['to'], d['rw'], bool(d.get('wipe'))
+    steps = []
+    if d.get('converge'):
+        steps.append(_step('join', to, 'converge the cluster with %s (create_cluster, its own preview follows): '
+                           'install, its LUN formatted and mounted, a base backup from %s through its own slot; '
+                           'wait until it streams and has caught up' % (to, rw), True))
+    if d.get('switchover'):
+        steps.append(_step('switchover', node, 'hand the RW over to %s (switchover.yml: checkpoint, stop, replay '
+                           'wait, promote); %s follows it' % (to, node)))
+    steps.append(_step('remove the node', node, 'remove_node.yml: stop and disable the engine, remove its '
+                       'configuration, unmount the LUN%s, release its fence registration; the others reload; '
+                       'its slot dropped' % (' and WIPE it' if wipe else ' (its data is kept)')))
+    return dict(steps=steps,
+                write_unavailable=("one switchover's critical section (%s is the RW)" % node) if d.get('switchover')
+                else 'none: the RW only reloads',
+                notes=['each step takes the cluster lock for its length; the same command finishes an '
+                       'interrupted migration (the steps done are skipped)',
+                       'then delete %s from the inventory group, or the next create_cluster adds it back' % node])
+
+
 def plan_expand_storage(d):
     _require(d, 'nodes', 'bytes', 'array')
     size, array = d['bytes'], d['array']
@@ -260,7 +282,7 @@ _BUILDERS = dict(switchover=plan_switchover, failover=plan_failover, rebuild_nod
                  destroy_cluster=plan_destroy_cluster, create_cluster=plan_create_cluster,
                  refresh_params=plan_refresh_params, restart=plan_restart,
                  minor_upgrade=plan_minor_upgrade, remove_node=plan_remove_node,
-                 expand_storage=plan_expand_storage)
+                 expand_storage=plan_expand_storage, migrate_node=plan_migrate_node)
 
 
 def build_plan(operation, cluster, decisions, check_mode=False):

@@ -85,8 +85,12 @@ def playbook():
             argv += ['-i', str(inv)]
         if check:
             argv += ['--check', '--diff']
+        started = time.monotonic()
         proc = subprocess.run(argv + list(extra_args), capture_output=True, text=True, cwd=ROOT,
                               env=env, timeout=timeout, check=False)
+        # where a slow test spends its time (pytest shows it with the test's output)
+        print('playbook %s%s %s: rc=%d in %.1f s' % (name, ' --check' if check else '', ' '.join(extra_args),
+                                                     proc.returncode, time.monotonic() - started))
         return PlaybookRun(proc)
     return run
 

@@ -1,24 +1,52 @@
 """Day-2 topology on the lab (issue 9), with a client writing to cluster
 "demo" through the multi-host DSN throughout; nothing acknowledged is lost.
 
-- remove_node / add_node: a replica leaves (engine stopped and disabled, LUN
-  unmounted with its data kept, its slot dropped on the RW, the other nodes'
-  pg_hba.conf without it) and joins again from its kept data; the RW is never
-  removed; a removal that synchronous replication needs is refused.
+- remove_node / migrate_node / add_node: a replica leaves (engine stopped and
+  disabled, LUN unmounted with its data kept, its slot dropped on the RW, the
+  other nodes' pg_hba.conf without it); the RW moves to the freed host (join,
+  switchover, removal), a replica moves to the old RW's host, and the last
+  removed node joins again from its kept data; the RW is never removed; a
+  removal that synchronous replication needs is refused.
 - a second cluster on the same three hosts (own port, LUNs, units): its
   switchover does not touch demo.
 - expand_storage: every LUN grown on the lab's array, every file system grown
   online, no engine restarted; a shrink is refused; a second run changes nothing."""
 import time
 
-from labtools import assert_refused, no_lock_left, one_line, settle, sql, the_rw
+from labtools import assert_refused, cluster_fingerprint, no_lock_left, one_line, settle, sql, the_rw
 
 
 def blkid_type(ssh, host, wwid):
     return ssh(host, 'blkid -p -s TYPE -o value /dev/disk/by-id/wwn-0x%s' % wwid, check=False).stdout.strip()
 
 
-def test_remove_a_replica_then_add_it_back(playbook, ssh, lab, lab_hosts, writer):
+def acked_rows_reach(ssh, node, writer, timeout=60):
+    """Every row the client was acknowledged so far is on ``node`` (it replays them)."""
+    ids = [ack[0] for ack in writer.acked]
+    deadline = time.time() + timeout
+    while True:
+        # the client writes into the application's database
+        have = set(int(i) for i in ssh(node, "cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql "
+                                             "-d app -c 'select id from ha_writes where id between %d and %d'"
+                                       % (min(ids), max(ids))).stdout.split())
+        if have >= set(ids):
+            return
+        assert time.time() < deadline, '%d acknowledged rows missing on %s' % (len(set(ids) - have), node)
+        time.sleep(0.5)
+
+
+def removed(ssh, node):
+    """Engine stopped and disabled, LUN unmounted and out of fstab, configuration gone."""
+    state = ssh(node, 'systemctl is-active polardb@demo; systemctl is-enabled polardb@demo; '
+                      'mountpoint -q /srv/polardb/demo && echo mounted; grep -c /srv/polardb/demo /etc/fstab; '
+                      'test -e /etc/polardb-stack/demo && echo conf; true', check=False).stdout.split()
+    return state == ['inactive', 'disabled', '0']
+
+
+def test_remove_a_replica_then_migrate_the_rw_and_a_replica(playbook, ssh, lab, lab_hosts, writer):
+    """remove_node frees a host; migrate_node moves the RW there (join, switchover,
+    removal) and then a replica to the old RW's host; add_node brings the last
+    removed node back from its kept data. The lab's three hosts each carry demo again."""
     rw = the_rw(ssh, lab_hosts)
     node = sorted(h for h in lab_hosts if h != rw)[-1]
     other = sorted(h for h in lab_hosts if h not in (rw, node))[0]
@@ -41,10 +69,7 @@ def test_remove_a_replica_then_add_it_back(playbook, ssh, lab, lab_hosts, writer
     text = one_line(run.output)
     assert 'removed %s from cluster demo' % node in text and 'delete %s from the inventory' % node in text
     # the node: engine stopped and disabled, LUN unmounted (and out of fstab), its data kept
-    state = ssh(node, 'systemctl is-active polardb@demo; systemctl is-enabled polardb@demo; '
-                      'mountpoint -q /srv/polardb/demo && echo mounted; grep -c /srv/polardb/demo /etc/fstab; '
-                      'test -e /etc/polardb-stack/demo && echo conf; true', check=False).stdout.split()
-    assert state == ['inactive', 'disabled', '0'], state
+    assert removed(ssh, node)
     assert blkid_type(ssh, node, wwid) == 'xfs'
     # the RW: streams to the other replica only, no slot for the node, the node's address gone from pg_hba
     assert sql(ssh, rw, "select string_agg(application_name, ',') from pg_stat_replication") == other
@@ -54,24 +79,48 @@ def test_remove_a_replica_then_add_it_back(playbook, ssh, lab, lab_hosts, writer
     no_lock_left(ssh, lab_hosts)
     assert the_rw(ssh, lab_hosts) == rw
 
-    run = playbook('add_node', '-e', 'cluster=demo', '-e', 'node=' + node)
+    # migrate the RW to the freed host: refused input first, then the preview, then the move
+    assert_refused(playbook, ssh, lab_hosts, 'migrate_node', 'pdb9 (to_host) is not in the inventory group polardb_demo',
+                   '-e', 'cluster=demo', '-e', 'node=' + rw, '-e', 'to_host=pdb9')
+    before = cluster_fingerprint(ssh, lab_hosts)
+    preview = playbook('migrate_node', '-e', 'cluster=demo', '-e', 'node=' + rw, '-e', 'to_host=' + node, check=True)
+    assert preview.rc == 0, preview.output[-3000:]
+    text = one_line(preview.output)
+    assert 'migrate_node of cluster demo -- CHECK MODE' in text and 'create_cluster of cluster demo -- CHECK MODE' in text
+    # YAML doubles the quote of "switchover's" in the printed plan
+    assert "critical section (%s is the RW)" % rw in text and '[skipped in check mode]' in text
+    assert cluster_fingerprint(ssh, lab_hosts) == before
+    assert removed(ssh, node) and the_rw(ssh, lab_hosts) == rw
+
+    run = playbook('migrate_node', '-e', 'cluster=demo', '-e', 'node=' + rw, '-e', 'to_host=' + node)
     assert run.rc == 0, run.output[-4000:]
-    assert '%s streams from %s' % (node, rw) in one_line(run.output)
+    assert '%s moved to %s in cluster demo' % (rw, node) in one_line(run.output)
+    # the new host is the RW and streams to the other replica; the old RW is removed with its data kept
+    assert the_rw(ssh, lab_hosts) == node
+    assert sql(ssh, node, "select string_agg(application_name, ',') from pg_stat_replication") == other
+    assert removed(ssh, rw)
+    no_lock_left(ssh, lab_hosts)
+    acked_rows_reach(ssh, node, writer)
+
+    # migrate a replica to the old RW's host (it rejoins from its kept data): no switchover
+    timeline = sql(ssh, node, 'select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')
+    run = playbook('migrate_node', '-e', 'cluster=demo', '-e', 'node=' + other, '-e', 'to_host=' + rw)
+    assert run.rc == 0, run.output[-4000:]
+    # no switchover: the RW stays on its timeline
+    assert the_rw(ssh, lab_hosts) == node
+    assert sql(ssh, node, 'select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)') == timeline
+    assert sql(ssh, node, "select string_agg(application_name, ',') from pg_stat_replication") == rw
+    assert sql(ssh, node, 'select string_agg(slot_name, \',\' order by slot_name) from pg_replication_slots') == rw
+    assert removed(ssh, other)
+    acked_rows_reach(ssh, rw, writer)
+
+    run = playbook('add_node', '-e', 'cluster=demo', '-e', 'node=' + other)
+    assert run.rc == 0, run.output[-4000:]
+    assert '%s streams from %s' % (other, node) in one_line(run.output)
     # back: streaming through its own slot again, and every acknowledged write is on it
-    assert sql(ssh, rw, "select active from pg_replication_slots where slot_name = '%s'" % node) == 't'
-    assert settle(ssh, lab_hosts, writer) == rw
-    # the rows written while it was away and after it came back have reached it
-    ids = [ack[0] for ack in writer.acked]
-    deadline = time.time() + 60
-    while True:
-        # the client writes into the application's database
-        have = set(int(i) for i in ssh(node, "cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql "
-                                             "-d app -c 'select id from ha_writes where id between %d and %d'"
-                                       % (min(ids), max(ids))).stdout.split())
-        if have >= set(ids):
-            break
-        assert time.time() < deadline, '%d acknowledged rows missing on %s' % (len(set(ids) - have), node)
-        time.sleep(0.5)
+    assert sql(ssh, node, "select active from pg_replication_slots where slot_name = '%s'" % other) == 't'
+    assert settle(ssh, lab_hosts, writer) == node
+    acked_rows_reach(ssh, other, writer)
 
 
 def test_a_second_cluster_on_the_same_hosts_is_independent(playbook, ssh, lab, lab_hosts, writer, tmp_path):

@@ -55,6 +55,7 @@ EXPECTED_VARIABLES = {
     'add_node': ['cluster', 'node'],
     'remove_node': ['cluster', 'node', 'wipe'],
     'expand_storage': ['cluster', 'size'],
+    'migrate_node': ['cluster', 'node', 'to_host', 'wipe'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_allow_downgrade'}

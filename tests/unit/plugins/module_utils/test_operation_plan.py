@@ -76,6 +76,19 @@ def test_remove_node_plan_never_touches_the_rw_and_says_what_happens_to_the_data
     assert 'WIPE' in wiped['steps'][1]['does'] and 'drop its slot' not in [s for s, n in steps(wiped)]
 
 
+def test_migrate_node_plan_lists_the_steps_still_to_run():
+    rw = build_plan('migrate_node', 'demo', {'node': 'pdb1', 'to': 'pdb4', 'rw': 'pdb1', 'converge': True,
+                                             'switchover': True}, True)
+    assert steps(rw) == [('join', 'pdb4'), ('switchover', 'pdb1'), ('remove the node', 'pdb1')]
+    assert rw['not_simulated'] == ['switchover (pdb1)', 'remove the node (pdb1)']
+    assert rw['write_unavailable'] == "one switchover's critical section (pdb1 is the RW)"
+    replica = build_plan('migrate_node', 'demo', {'node': 'pdb2', 'to': 'pdb4', 'rw': 'pdb1', 'converge': False,
+                                                  'switchover': False, 'wipe': True})
+    assert steps(replica) == [('remove the node', 'pdb2')]
+    assert 'WIPE' in replica['steps'][0]['does']
+    assert replica['write_unavailable'] == 'none: the RW only reloads'
+
+
 def test_create_plan_of_a_converged_cluster_only_skips_the_wait():
     plan = build_plan('create_cluster', 'demo', {'rw': 'pdb1', 'rw_action': 'running',
                                                  'nodes': {'pdb1': 'rw', 'pdb2': 'keep', 'pdb3': 'keep'}}, True)
