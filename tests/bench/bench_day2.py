@@ -93,20 +93,25 @@ def main(argv=None):
         runs.append(measure(lab, 'minor downgrade', 'minor_upgrade', '-e', 'version=' + OLDER,
                             '-e', 'polardb_allow_downgrade=true'))
         runs.append(measure(lab, 'minor upgrade', 'minor_upgrade', '-e', 'version=' + newer))
+    write_results(args.results, runs, versions={'older': OLDER, 'newer': newer})
+    return 0
+
+
+def write_results(path, runs, **more):
+    """The results file of a day-2 benchmark: where and how it was measured, the runs, their summary."""
     result = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
         'lab': '3 nspawn hosts, PostgreSQL 15 (Debian), one LUN per node on the lab FUSE array, TLS, 2-core VM',
         'client': 'one autocommit INSERT every 5 ms through the multi-host DSN (target_session_attrs=read-write)',
-        'versions': {'older': OLDER, 'newer': newer},
         'runs': runs,
         'summary': summarize(runs),
     }
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    with open(args.results, 'w') as f:
+    result.update(more)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
         json.dump(result, f, indent=2)
         f.write('\n')
-    print('written: %s' % args.results)
-    return 0
+    print('written: %s' % path)
 
 
 if __name__ == '__main__':

@@ -37,29 +37,40 @@ def summarize(runs):
     return summary
 
 
+def operations_table(summary):
+    """The markdown table of a summary (kinds in order): write gap and wall time per operation."""
+    lines = ['| operation | runs | write gap median (s) | write gap max (s) | playbook median (s) | playbook max (s) '
+             '| missing | failed |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for kind, s in summary.items():
+        lines.append('| %s | %d | %s | %s | %s | %s | %d | %d |' % (
+            kind, s['runs'], _f(s['gap_median_s'], 3), _f(s['gap_max_s'], 3), _f(s['playbook_median_s'], 1),
+            _f(s['playbook_max_s'], 1), s['missing'], s['failed']))
+    return lines
+
+
 def render(result):
     lines = [BEGIN, '',
              'Measured %s on the lab (%s); client: %s. Minor versions %s and %s.'
              % (result['date'], result['lab'], result['client'], result['versions']['older'],
-                result['versions']['newer']), '',
-             '| operation | runs | write gap median (s) | write gap max (s) | playbook median (s) | playbook max (s) '
-             '| missing | failed |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
-    for kind, s in result['summary'].items():
-        lines.append('| %s | %d | %s | %s | %s | %s | %d | %d |' % (
-            kind, s['runs'], _f(s['gap_median_s'], 3), _f(s['gap_max_s'], 3), _f(s['playbook_median_s'], 1),
-            _f(s['playbook_max_s'], 1), s['missing'], s['failed']))
+                result['versions']['newer']), '']
+    lines += operations_table(result['summary'])
     lines += ['', 'The write gap is the longest time between two acknowledged writes of the client during the run: '
                   'with no RW restart it is the client\'s own pace and the lab\'s jitter.', '', END]
     return '\n'.join(lines)
 
 
+def replaced(doc, text, begin, end, heading):
+    """``doc`` with its part from ``begin`` to ``end`` replaced by ``text``, or ``text`` appended under ``heading``."""
+    if begin in doc:
+        start, stop = doc.index(begin), doc.index(end) + len(end)
+        return doc[:start] + text + doc[stop:]
+    return doc.rstrip('\n') + '\n\n' + heading + '\n\n' + text + '\n'
+
+
 def updated(doc, result):
     """``doc`` with its generated day-2 part replaced, or appended under a heading."""
-    if BEGIN in doc:
-        start, end = doc.index(BEGIN), doc.index(END) + len(END)
-        return doc[:start] + render(result) + doc[end:]
-    return doc.rstrip('\n') + '\n\n## Day-2 operations (`make bench-day2`)\n\n' + render(result) + '\n'
+    return replaced(doc, render(result), BEGIN, END, '## Day-2 operations (`make bench-day2`)')
 
 
 def main(argv=None):

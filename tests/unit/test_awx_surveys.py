@@ -23,7 +23,8 @@ ROLES = os.path.join(ROOT, 'roles')
 JOB_TEMPLATES = os.path.join(ROOT, 'docs', 'awx', 'job_templates.yml')
 
 # playbooks that are not lifecycle operations: no job template, no survey
-NOT_LIFECYCLE = {'dsn'}
+# (fleet runs the others per cluster; in AWX a workflow job template does that)
+NOT_LIFECYCLE = {'dsn', 'fleet'}
 
 # AWX's JobTemplateSurveySpec.ALLOWED_TYPES: question type -> type of a non-empty default
 ALLOWED_TYPES = {
