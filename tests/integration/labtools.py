@@ -133,6 +133,8 @@ FINGERPRINT = r'''
 cd /tmp
 find /etc/polardb-stack/{cluster} /etc/systemd/system/polardb@.service -type f 2>/dev/null | sort | xargs -r sha256sum
 echo "fs: $(findmnt -no SOURCE,FSTYPE,OPTIONS /srv/polardb/{cluster} 2>/dev/null)"
+echo "lun bytes: $(blockdev --getsize64 "$(findmnt -no SOURCE /srv/polardb/{cluster})" 2>/dev/null)"
+echo "fs bytes: $(df -B1 --output=size /srv/polardb/{cluster} 2>/dev/null | tail -1)"
 echo "pid: $(head -n 3 /srv/polardb/{cluster}/data/postmaster.pid 2>/dev/null | tr '\n' ' ')"
 runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'role: ' || pg_is_in_recovery() || ' tli ' || timeline_id from pg_control_checkpoint()" 2>&1
 runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'slot: ' || slot_name from pg_replication_slots order by 1" 2>&1

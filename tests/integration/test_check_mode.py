@@ -1,7 +1,8 @@
 """--check on a live cluster: every lifecycle playbook prints its plan and changes
 nothing anywhere: not the managed files, not the engines (no restart, no promote,
-same roles and timelines, same slots), not the array's registrations and fences,
-not the locks. Runs against the lab's healthy cluster "demo"."""
+same roles and timelines, same slots), not the LUNs and file systems (their
+sizes), not the array's registrations and fences, not the locks. Runs against
+the lab's healthy cluster "demo"."""
 import pytest
 
 from labtools import cluster_fingerprint, one_line
@@ -15,6 +16,10 @@ RUNS = {
     'rebuild_node': ['--check', '--diff', '-e', 'node={replica}'],
     'destroy_cluster': ['--check', '--diff', '-e', 'confirm_destroy=demo'],
     'create_cluster': ['--check', '--diff'],
+    # day-2: a rolling restart by switchover, a LUN grown on the array, a replica removed
+    'restart': ['--check', '--diff'],
+    'expand_storage': ['--check', '--diff', '-e', 'size=8G'],
+    'remove_node': ['--check', '--diff', '-e', 'node={replica}'],
 }
 
 
