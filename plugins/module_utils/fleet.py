@@ -168,8 +168,6 @@ def result(job):
         # the controller's own plays (the command line check, passwords) are no node
         'hosts': len([h for h in hosts if h != 'localhost']),
         'changed': sum(h['changed'] for h in hosts.values()),
-        'failed_hosts': sorted(h for h, r in hosts.items() if r['failed']),
-        'unreachable_hosts': sorted(h for h, r in hosts.items() if r['unreachable']),
         'message': '',
     }
     if not finished:
@@ -180,8 +178,9 @@ def result(job):
 
 
 def report(results, operation, log_dir, check=False):
-    """{lines, failed, changed}: a line per cluster, the clusters whose run
-    failed, whether any run changed something."""
+    """{lines, failed, changed, message}: a line per cluster, the clusters
+    whose run failed, whether any run changed something, and what a failed
+    fleet run ends with ('' when none failed)."""
     lines = ['%s on %d cluster(s)%s; the log of each: %s/CLUSTER.log'
              % (operation, len(results), ' -- CHECK MODE: nothing is changed' if check else '', log_dir)]
     failed = []

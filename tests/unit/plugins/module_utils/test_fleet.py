@@ -113,8 +113,7 @@ def job(cluster, rc=0, stdout=OK_OUTPUT, finished=1, delta='0:01:02.345678'):
 
 def test_a_finished_run_counts_its_nodes_and_changes():
     assert fleet.result(job('demo')) == {
-        'cluster': 'demo', 'finished': True, 'rc': 0, 'seconds': 62.3, 'hosts': 3, 'changed': 9,
-        'failed_hosts': [], 'unreachable_hosts': [], 'message': ''}
+        'cluster': 'demo', 'finished': True, 'rc': 0, 'seconds': 62.3, 'hosts': 3, 'changed': 9, 'message': ''}
 
 
 def test_the_report_names_the_failed_and_unfinished_clusters_and_keeps_the_others():
