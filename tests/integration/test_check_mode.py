@@ -20,7 +20,13 @@ RUNS = {
     'restart': ['--check', '--diff'],
     'expand_storage': ['--check', '--diff', '-e', 'size=8G'],
     'remove_node': ['--check', '--diff', '-e', 'node={replica}'],
+    # a node already streaming: add_node converges it (create_cluster's preview)
+    'add_node': ['--check', '--diff', '-e', 'node={replica}'],
+    'scale': ['--check', '--diff', '-e', 'polardb_class=medium'],
 }
+# the plan printed under another operation's name: add_node is create_cluster
+# with one node named, scale is refresh_params with a class
+PLANNED_AS = {'add_node': 'create_cluster', 'scale': 'refresh_params'}
 
 
 def replicas(ssh, hosts):
@@ -37,9 +43,26 @@ def test_check_mode_prints_the_plan_and_changes_nothing(operation, playbook, ssh
     run = playbook(operation, '-e', 'cluster=demo', *[a.format(replica=replica) for a in RUNS[operation]])
     assert run.rc == 0, run.output[-5000:]
     out = one_line(run.output)
-    assert '%s of cluster demo -- CHECK MODE: nothing is changed' % operation in out, out[-3000:]
+    assert '%s of cluster demo -- CHECK MODE: nothing is changed' % PLANNED_AS.get(operation, operation) in out, \
+        out[-3000:]
     # what cannot be simulated is named: for a converged cluster's converge, only the wait
     assert '[skipped in check mode]' in out
     assert 'write unavailability: ' in out
     assert run.changed() == {}, run.changed()
+    assert cluster_fingerprint(ssh, lab_hosts) == before
+
+
+def test_a_fleet_preview_previews_each_cluster_and_changes_nothing(playbook, ssh, lab_hosts, tmp_path):
+    """fleet.yml --check gives each cluster's run --check: demo's create_cluster
+    preview is in its log, and nothing changed anywhere."""
+    before = cluster_fingerprint(ssh, lab_hosts)
+    logs = tmp_path / 'logs'
+    run = playbook('fleet', '-e', 'clusters=demo', '-e', 'polardb_fleet_log_dir=%s' % logs, check=True)
+    assert run.rc == 0, run.output[-5000:]
+    out = one_line(run.output)
+    assert 'create_cluster on 1 cluster(s) -- CHECK MODE: nothing is changed' in out, out[-3000:]
+    assert 'demo: ok in ' in out and ', 3 node(s), 0 change(s)' in out, out[-3000:]
+    assert run.changed() == {}, run.changed()
+    log = one_line((logs / 'demo.log').read_text())
+    assert 'create_cluster of cluster demo -- CHECK MODE: nothing is changed' in log and '[skipped in check mode]' in log
     assert cluster_fingerprint(ssh, lab_hosts) == before
