@@ -28,13 +28,19 @@ from day2_doc import RESULTS, summarize  # noqa: E402
 OLDER = '15.18-0+deb12u1'
 
 
-def _playbook(name, *extra):
+def _playbook(name, *extra, inventories=(), cluster='demo'):
+    """playbooks/<name>.yml on the lab's inventory (and ``inventories``), for
+    ``cluster`` (None: no -e cluster=); returns (process, seconds)."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
                PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
     argv = [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
-            '-i', LAB_INVENTORY, '-e', 'cluster=demo'] + list(extra)
+            '-i', LAB_INVENTORY]
+    for inv in inventories:
+        argv += ['-i', inv]
+    if cluster:
+        argv += ['-e', 'cluster=' + cluster]
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    proc = subprocess.run(argv + list(extra), capture_output=True, text=True, cwd=ROOT, env=env, check=False)
     return proc, time.monotonic() - started
 
 

@@ -17,15 +17,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 sys.path.insert(0, HERE)
 
-from labtools import LAB_INVENTORY, VENV_BIN  # noqa: E402
-from bench_day2 import _changed, measure, write_results  # noqa: E402
+from labtools import LAB_INVENTORY  # noqa: E402
+from bench_day2 import _changed, _playbook, measure, write_results  # noqa: E402
 from topology_doc import RESULTS  # noqa: E402
 
 FLEET = ['fa', 'fb', 'fc', 'fd']
@@ -51,15 +50,8 @@ def _lun_bytes(lab, host):
 
 
 def _run(name, *extra, inventories=()):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(ROOT, 'playbooks', name + '.yml'),
-            '-i', LAB_INVENTORY]
-    for inv in inventories:
-        argv += ['-i', inv]
-    started = time.monotonic()
-    proc = subprocess.run(argv + list(extra), capture_output=True, text=True, cwd=ROOT, env=env, check=False)
-    wall = time.monotonic() - started
+    """A playbook on the fleet's clusters (each run names its own), its output shown when it failed."""
+    proc, wall = _playbook(name, *extra, inventories=inventories, cluster=None)
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-2000:], sep='\n')
     return proc, wall
