@@ -24,6 +24,7 @@ import os
 import pwd
 import shutil
 import stat
+import struct
 import tempfile
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
@@ -37,6 +38,11 @@ DEFAULT_INITDB_OPTIONS = ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF
 SIGNAL_FILES = (('replica.signal', 'replica'), ('standby.signal', 'standby'),
                 ('recovery.signal', 'recovery'))
 DATA_DIR_MODE = 0o700
+# The head of global/pg_control (ControlFileData), the same layout since
+# PostgreSQL 9.x: system_identifier, pg_control_version, catalog_version_no,
+# state, time, checkPoint. Native byte order: read on the engine's own host.
+CONTROL_HEAD = struct.Struct('=QIIi4xqQ')
+DB_SHUTDOWNED = 1
 PSQL_CONNECT_TIMEOUT = 5
 BASEBACKUP_CONNECT_TIMEOUT = 10
 
@@ -171,6 +177,25 @@ class Instance(object):
             if e.errno != errno.EPERM:
                 return None
         return pid
+
+    def control_head(self):
+        """The head of global/pg_control, read directly (no pg_controldata run, so
+        it can be polled while the engine stops): {system_identifier (text),
+        version, state (DBState number; DB_SHUTDOWNED once the shutdown checkpoint
+        is written), checkpoint (LSN as int)}. None when it cannot be read, or two
+        reads in a row differ (the checkpointer is writing it)."""
+        heads = []
+        for dummy in range(2):
+            try:
+                with open(self._path('global', 'pg_control'), 'rb') as f:
+                    heads.append(f.read(CONTROL_HEAD.size))
+            except (IOError, OSError):
+                return None
+        if len(heads[0]) != CONTROL_HEAD.size or heads[0] != heads[1]:
+            return None
+        sysid, version, dummy, state, dummy, checkpoint = CONTROL_HEAD.unpack(heads[0])
+        return {'system_identifier': str(sysid), 'version': version, 'state': state,
+                'checkpoint': checkpoint}
 
     # -- engine commands ---------------------------------------------------
 

@@ -35,7 +35,8 @@ SLOT_NAME = re.compile(r'^[a-z0-9_]{1,63}$')
 CONF_MODE = 0o640
 SIGNAL_MODE = 0o600
 DEFAULT_RECEIVER_TIMEOUT = 10.0
-POLL_INTERVAL = 0.1
+# a follower starts streaming within tens of milliseconds of its (re)start
+POLL_INTERVAL = 0.02
 
 SLOTS_SQL = "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1"
 RECEIVER_SQL = "SELECT coalesce(string_agg(status, ','), '') FROM pg_stat_wal_receiver WHERE sender_host = %s"

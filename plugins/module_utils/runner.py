@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import subprocess
+
 
 class PolarDBError(Exception):
     """A domain error: ``msg`` for people, ``details`` for fail_json."""
@@ -30,6 +32,32 @@ class CommandResult(object):
     @property
     def ok(self):
         return self.rc == 0
+
+
+class Spawned(object):
+    """A command started by ``CommandRunner.spawn``."""
+
+    def __init__(self, proc, argv):
+        self.proc = proc
+        self.argv = list(argv)
+        self.result = None
+
+    def poll(self):
+        """None while it runs, else its CommandResult."""
+        if self.result is None and self.proc.poll() is None:
+            return None
+        return self.wait()
+
+    def wait(self, check=False):
+        """Its CommandResult once it ended (PolarDBError on failure with ``check``)."""
+        if self.result is None:
+            out, err = self.proc.communicate()
+            self.result = CommandResult(self.proc.returncode, out, err)
+        if check and self.result.rc != 0:
+            raise PolarDBError('command failed (rc=%d): %s: %s' % (
+                self.result.rc, ' '.join(self.argv), (self.result.stderr or self.result.stdout or '').strip()),
+                rc=self.result.rc, stdout=self.result.stdout, stderr=self.result.stderr, cmd=self.argv)
+        return self.result
 
 
 class CommandRunner(object):
@@ -54,6 +82,16 @@ class CommandRunner(object):
                 'command failed (rc=%d): %s: %s' % (rc, ' '.join(argv), (err or out).strip()),
                 rc=rc, stdout=out, stderr=err, cmd=argv)
         return CommandResult(rc, out, err)
+
+    def spawn(self, argv):
+        """Start ``argv`` without waiting for it: a Spawned to poll or wait for."""
+        self.executed.append(' '.join(argv))
+        try:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, close_fds=True, universal_newlines=True)
+        except OSError as e:
+            raise PolarDBError('command failed to start: %s: %s' % (' '.join(argv), e), cmd=argv)
+        return Spawned(proc, argv)
 
     def which(self, name, required=False):
         return self.module.get_bin_path(name, required=required)

@@ -15,13 +15,19 @@ write-unavailability window holds only what it must:
    moment (outside the window too: under load the replay may lag, and after
    the stop only the last moments are left to replay; a target that cannot
    keep up is refused, nothing changed);
-3. t0; stop the local engine (fast shutdown: the walsenders send all WAL,
-   including the shutdown checkpoint record, to the connected standbys before
-   the postmaster exits); read the shutdown checkpoint location from
-   ``pg_controldata``; poll the target (one connection opened before t0) until
-   it has replayed past that record - then everything the old RW ever
-   acknowledged is on the target; ``pg_promote(false)`` and poll
-   ``pg_is_in_recovery()`` every 10 ms (at most ``promote_timeout``); t1.
+3. t0; stop the local engine (fast shutdown: backends end, the shutdown
+   checkpoint is written, the walsenders send all WAL including that record to
+   the connected standbys, the postmaster exits). The stop runs in the
+   background while ``global/pg_control`` is read every 2 ms: once it says
+   "shut down" the shutdown checkpoint's location is known and no write can
+   happen any more, so the wait for the target starts then instead of after
+   the postmaster's exit and a ``pg_controldata`` run (when the runner cannot
+   spawn, or the stop ends first, ``pg_controldata`` says it); poll the target
+   (one connection opened before t0) until it has replayed past that record -
+   then everything the old RW ever acknowledged is on the target;
+   ``pg_promote(false)`` and poll ``pg_is_in_recovery()`` every 10 ms (at most
+   ``promote_timeout``); t1. After t1: wait for the stop to end, and check
+   with ``pg_controldata`` that the engine is shut down at that checkpoint.
 
 Failures: before the promote is sent, the old RW is always restarted (the target
 was not promoted, nothing was lost). After it, the target's
@@ -43,6 +49,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.polardb.stack.plugins.module_utils.instance import DB_SHUTDOWNED
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
     PROBE_SQL, format_lsn, lsn_diff, parse_lsn, parse_probe, timeline_of_walfile)
@@ -51,6 +58,13 @@ DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 DEFAULT_CATCHUP_TIMEOUT = 30.0
 DEFAULT_PROMOTE_TIMEOUT = 60
 POLL_INTERVAL = 0.01
+# How often pg_control is read while the engine stops.
+STOP_POLL_INTERVAL = 0.002
+# A promote request that reaches the target's startup process just as it goes
+# to sleep for wal_retrieve_retry_interval (its stream from the stopped RW
+# ended) is acted on only when it wakes up; a second request wakes it. Asked
+# again this long after the last request while the target is still in recovery.
+PROMOTE_NUDGE_S = 0.03
 # Under load a CHECKPOINT takes a while, and what is dirtied meanwhile is left
 # for the shutdown checkpoint, inside the window: checkpoint again until one is
 # quick (each round has less to write than the one before), at most this often.
@@ -69,6 +83,8 @@ NEW_RW_SQL = ('SELECT pg_is_in_recovery() AS in_recovery, '
               'CASE WHEN pg_is_in_recovery() THEN NULL '
               'ELSE pg_walfile_name(pg_current_wal_lsn()) END AS wal_file')
 HISTORY_SQL = 'SELECT pg_read_file(%s) AS history'
+SLOTS_ON_TARGET_SQL = ("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
+CREATE_SLOT_SQL = 'SELECT pg_create_physical_replication_slot(%s, true)'
 
 
 # ------------------------------------------------------------ pure helpers
@@ -208,7 +224,7 @@ class Switchover(object):
     """
 
     def __init__(self, instance, runner, connect, target, stop_command, start_command,
-                 node_name=None, max_lag_bytes=DEFAULT_MAX_LAG_BYTES,
+                 node_name=None, max_lag_bytes=DEFAULT_MAX_LAG_BYTES, target_slots=(),
                  catchup_timeout=DEFAULT_CATCHUP_TIMEOUT, promote_timeout=DEFAULT_PROMOTE_TIMEOUT,
                  check_mode=False, clock=time.monotonic, sleep=time.sleep,
                  poll_interval=POLL_INTERVAL):
@@ -220,6 +236,7 @@ class Switchover(object):
         self.stop_command = list(stop_command)
         self.start_command = list(start_command)
         self.node_name = node_name or 'the local node'
+        self.target_slots = [str(n) for n in target_slots or ()]
         self.max_lag_bytes = max_lag_bytes
         self.catchup_timeout = float(catchup_timeout)
         self.promote_timeout = int(promote_timeout)
@@ -231,6 +248,8 @@ class Switchover(object):
         self.timings = {}
         self.session = None
         self.started = None
+        # the stop command while it runs in the background (runner.spawn)
+        self.stopping = None
 
     # -- small helpers ------------------------------------------------------
 
@@ -400,8 +419,48 @@ class Switchover(object):
 
     # -- the critical section -----------------------------------------------
 
+    def _await_stop(self):
+        """Wait for a stop running in the background to end; its failure (text) or None."""
+        if self.stopping is None:
+            return None
+        stopping, self.stopping = self.stopping, None
+        try:
+            res = stopping.wait()
+        except (OSError, PolarDBError) as e:
+            return 'waiting for %s failed: %s' % (' '.join(self.stop_command), getattr(e, 'msg', e))
+        if res.rc != 0:
+            output = ' '.join((res.stderr or res.stdout or '').split())
+            return '%s failed (rc=%d): %s' % (' '.join(self.stop_command), res.rc, output)
+        return None
+
+    def _stop(self, sysid, flushed_lsn):
+        """Stop the local engine. Returns the shutdown checkpoint's LSN (int) as
+        soon as pg_control says "shut down" while the stop goes on in the
+        background (self.stopping), or None once the stop ended (pg_controldata
+        then tells). Raises PolarDBError when the stop fails."""
+        spawn = getattr(self.runner, 'spawn', None)
+        if spawn is None:
+            self.runner.run(self.stop_command)
+            return None
+        self.stopping = spawn(self.stop_command)
+        while True:
+            ended = self.stopping.poll()
+            head = self.instance.control_head()
+            if (head is not None and head['state'] == DB_SHUTDOWNED and head['system_identifier'] == sysid
+                    and head['checkpoint'] >= flushed_lsn):
+                return head['checkpoint']
+            if ended is not None:
+                failure = self._await_stop()
+                if failure:
+                    raise PolarDBError(failure)
+                return None
+            self.sleep(STOP_POLL_INTERVAL)
+
     def _restart_old_rw(self, why, probe_first=False):
         """Undo: start the local engine again; raise the failure saying so."""
+        stop_failure = self._await_stop()
+        if stop_failure:
+            why = '%s (and %s)' % (why, stop_failure)
         if probe_first:
             state, dummy = self.instance.probe()
             if state is not None and not state.get('in_recovery'):
@@ -455,16 +514,28 @@ class Switchover(object):
             self.sleep(self.poll_interval)
 
     def _wait_promoted(self):
-        """After pg_promote(false): poll until the target left recovery.
-        (True, None), or (False, why) after promote_timeout; raises when the
-        connection breaks (the caller then asks again on a new one)."""
+        """After pg_promote(false): poll until the target left recovery, asking
+        again every PROMOTE_NUDGE_S (a request that came while the target's
+        startup process went to sleep waits for its wake-up otherwise). (True,
+        None), or (False, why) after promote_timeout; raises when the connection
+        breaks (the caller then asks again on a new one)."""
         deadline = self.clock() + self.promote_timeout
+        nudge = self.clock() + PROMOTE_NUDGE_S
+        self.timings['promote_requests'] = 1
         while True:
             row = self.session.one(RECOVERY_SQL)
             if row is not None and row.get('in_recovery') is False:
                 return True, None
             if self.clock() >= deadline:
                 return False, 'not promoted within %d s' % self.promote_timeout
+            if self.clock() >= nudge:
+                try:
+                    self.session.one(PROMOTE_SQL)
+                    self.timings['promote_requests'] += 1
+                except PolarDBError:
+                    # "recovery is not in progress": promoted meanwhile; the next poll says so
+                    pass
+                nudge = self.clock() + PROMOTE_NUDGE_S
             self.sleep(self.poll_interval)
 
     def _target_in_recovery(self):
@@ -483,7 +554,7 @@ class Switchover(object):
             self.sleep(0.5)
         return None
 
-    def _switch(self, result):
+    def _switch(self, result, sysid):
         clock = self.clock
         # (a) outside the window: the shutdown checkpoint has little left to write
         c0 = clock()
@@ -522,34 +593,41 @@ class Switchover(object):
         t0 = clock()
         self._step('stop: %s' % ' '.join(self.stop_command))
         try:
-            self.runner.run(self.stop_command)
+            early = self._stop(sysid, flushed_lsn)
         except PolarDBError as e:
             self.timings['stop_s'] = round(clock() - t0, 6)
             raise self._restart_old_rw('stopping the local engine failed: %s' % e.msg,
                                        probe_first=True)
         t_stop = clock()
         self.timings['stop_s'] = round(t_stop - t0, 6)
-        return self._after_stop(result, t0, t_stop)
+        if early is not None:
+            self._step('pg_control: shut down, checkpoint at %s (the engine still exits)' % format_lsn(early))
+        return self._after_stop(result, t0, t_stop, early)
 
-    def _after_stop(self, result, t0, t_stop):
-        """Steps (c) to (e), from a cleanly stopped old RW: also the resume of a
-        run that was interrupted between the stop and the promote."""
+    def _after_stop(self, result, t0, t_stop, early=None):
+        """Steps (c) to (e), from an old RW that wrote its shutdown checkpoint
+        (``early``: its LSN, read from pg_control while the engine still exits;
+        None: the engine stopped, pg_controldata tells): also the resume of a run
+        that was interrupted between the stop and the promote."""
         clock = self.clock
 
         # (c) where the old RW's WAL ends
-        try:
-            cd = self.instance.controldata()
-        except PolarDBError as e:
-            raise self._restart_old_rw('pg_controldata after the stop failed: %s' % e.msg,
-                                       probe_first=True)
-        state = cd.get('Database cluster state')
-        ckpt_text = cd.get('Latest checkpoint location')
-        self._step('pg_controldata: %s, checkpoint at %s' % (state, ckpt_text))
-        if state != 'shut down':
-            raise self._restart_old_rw('the local engine stopped with cluster state %r, not '
-                                       '"shut down": no shutdown checkpoint to wait for' % state,
-                                       probe_first=True)
-        ckpt = parse_lsn(ckpt_text)
+        if early is None:
+            try:
+                cd = self.instance.controldata()
+            except PolarDBError as e:
+                raise self._restart_old_rw('pg_controldata after the stop failed: %s' % e.msg,
+                                           probe_first=True)
+            state = cd.get('Database cluster state')
+            ckpt_text = cd.get('Latest checkpoint location')
+            self._step('pg_controldata: %s, checkpoint at %s' % (state, ckpt_text))
+            if state != 'shut down':
+                raise self._restart_old_rw('the local engine stopped with cluster state %r, not '
+                                           '"shut down": no shutdown checkpoint to wait for' % state,
+                                           probe_first=True)
+            ckpt = parse_lsn(ckpt_text)
+        else:
+            ckpt, ckpt_text = early, format_lsn(early)
         result['shutdown_checkpoint_lsn'] = ckpt_text
         t_cd = clock()
         self.timings['controldata_s'] = round(t_cd - t_stop, 6)
@@ -602,6 +680,10 @@ class Switchover(object):
         self.timings['promote_s'] = round(t1 - t_caught, 6)
         self.timings['write_unavailable_s'] = round(t1 - t0, 6)
 
+        # after the window: the stop ended, at the checkpoint the target replayed
+        if early is not None:
+            self._confirm_stop(result, ckpt_text)
+
         # after the window: the new timeline
         try:
             if self.session is None:
@@ -610,12 +692,55 @@ class Switchover(object):
             result['timeline'] = timeline_of_walfile((row or {}).get('wal_file'))
         except PolarDBError as e:
             result.setdefault('warning', 'could not read the new timeline: %s' % e.msg)
+        self._create_target_slots(result)
         result.update(changed=True, new_rw=self.tname,
                       msg='switched over from %s to %s: writes unavailable %.3f s, nothing lost '
                           '(the target replayed past the shutdown checkpoint %s)'
                           % (self.node_name, self.tname, self.timings['write_unavailable_s'],
                              ckpt_text))
         return result
+
+    def _create_target_slots(self, result):
+        """After the window, on the new RW: the slots the other nodes stream
+        through, before they are re-pointed at it (a follower that asks for a
+        missing slot retries only after wal_retrieve_retry_interval). A failure
+        is a warning: the playbook's replication step creates them too."""
+        result['slots_created'] = []
+        if not self.target_slots:
+            return
+        try:
+            if self.session is None:
+                self.session = self.connect()
+            have = set(r['slot_name'] for r in self.session.query(SLOTS_ON_TARGET_SQL))
+            for slot in self.target_slots:
+                if slot not in have:
+                    self.session.one(CREATE_SLOT_SQL, (slot,))
+                    result['slots_created'].append(slot)
+        except PolarDBError as e:
+            warning = 'could not create the slots %s on %s: %s' % (
+                ', '.join(self.target_slots), self.tname, e.msg)
+            result['warning'] = '%s; %s' % (result['warning'], warning) if result.get('warning') else warning
+        if result['slots_created']:
+            self._step('slots on %s: %s' % (self.tname, ', '.join(result['slots_created'])))
+
+    def _confirm_stop(self, result, ckpt_text):
+        """After a promote on the strength of pg_control: the stop ended and
+        pg_controldata names the same shutdown checkpoint (else a warning: the
+        target is RW now, nothing is undone)."""
+        failure = self._await_stop()
+        try:
+            cd = self.instance.controldata()
+            state, last = cd.get('Database cluster state'), cd.get('Latest checkpoint location')
+        except PolarDBError as e:
+            state, last = None, None
+            failure = failure or 'pg_controldata failed: %s' % e.msg
+        self._step('pg_controldata after the stop: %s, checkpoint at %s' % (state, last))
+        if not failure and (state != 'shut down' or last != ckpt_text):
+            failure = ('pg_controldata says %s, checkpoint at %s, after the target replayed past the '
+                       'shutdown checkpoint %s read from pg_control' % (state, last, ckpt_text))
+        if failure:
+            warning = 'the old RW %s after the promote of %s: %s' % (self.node_name, self.tname, failure)
+            result['warning'] = '%s; %s' % (result['warning'], warning) if result.get('warning') else warning
 
     # -- entry point ----------------------------------------------------------
 
@@ -647,9 +772,11 @@ class Switchover(object):
                     msg='would switch over from %s to %s (lag %d bytes)'
                         % (self.node_name, self.tname, lag))
                 return result
-            result = self._switch(result)
+            result = self._switch(result, cd.get('Database system identifier'))
             self.timings['total_s'] = round(self.clock() - self.started, 6)
             return result
         finally:
+            # a failure after the stop began: the engine still ends its stop
+            self._await_stop()
             if self.session is not None:
                 self.session.close()

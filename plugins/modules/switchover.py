@@ -30,13 +30,22 @@ description:
     replay may lag; a target that does not get there within O(catchup_timeout)
     is refused and nothing changes); stop the local engine (O(stop_command), a fast
     shutdown - the walsenders send all WAL including the shutdown checkpoint to
-    the connected standbys before the engine exits); read the shutdown
-    checkpoint location with C(pg_controldata) (the state must be C(shut down));
-    poll the target every 10 ms, over the connection opened for the checks,
-    until it has replayed past that record (everything the old RW ever
-    acknowledged is then on the target); C(SELECT pg_promote(false)) on the
-    target, then poll C(pg_is_in_recovery()) every 10 ms until it is false
-    (C(pg_promote(true\)) would look only every 100 ms).
+    the connected standbys before the engine exits); the stop runs in the
+    background while C(global/pg_control) is read every 2 ms, and once it says
+    C(shut down) (written by the shutdown checkpoint, after the last backend
+    ended) the checkpoint's location is taken from it, without waiting for the
+    engine to exit (when the stop ends first, C(pg_controldata) tells, and the
+    state must be C(shut down)); poll the target every 10 ms, over the
+    connection opened for the checks, until it has replayed past that record
+    (everything the old RW ever acknowledged is then on the target);
+    C(SELECT pg_promote(false\)) on the target, then poll
+    C(pg_is_in_recovery()) every 10 ms until it is false, asking again every
+    30 ms (a request that reaches the target while its startup process goes to
+    sleep for C(wal_retrieve_retry_interval) is seen only when it wakes up; a
+    second one wakes it; C(pg_promote(true\)) would look only every 100 ms).
+  - After the window - wait for the stop to end and check with
+    C(pg_controldata) that the engine is shut down at that checkpoint (a
+    warning otherwise); create O(target_slots) on the new RW.
   - If the target does not catch up within O(catchup_timeout), or the promote
     fails while the target is still in recovery, the local engine is started
     again (O(start_command)) as the RW and the module fails saying so; nothing
@@ -118,6 +127,14 @@ options:
     description: Seconds the promotion may take (polled after C(pg_promote(false\))).
     type: int
     default: 60
+  target_slots:
+    description:
+      - Physical replication slots to create on the new RW once it is promoted
+        (those it lacks), for the nodes that will follow it - so that they find
+        their slot when they are re-pointed. A failure is a warning.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - polardb.stack.attributes
   - polardb.stack.local_instance
@@ -181,7 +198,7 @@ msg:
   description: What happened, for people.
   returned: always
   type: str
-  sample: "switched over from pdb1 to pdb2: writes unavailable 0.182 s, nothing lost (the target replayed past the shutdown checkpoint 0/5000028)"
+  sample: "switched over from pdb1 to pdb2: writes unavailable 0.079 s, nothing lost (the target replayed past the shutdown checkpoint 0/5000028)"
 old_rw:
   description: Name of this node (O(node_name)).
   returned: always
@@ -215,13 +232,14 @@ lag_bytes:
 timings:
   description:
     - Seconds - C(checkpoint_s) (all rounds; C(checkpoints) is their number) and C(precatchup_s) (before the
-      window), C(stop_s), C(controldata_s),
-      C(catchup_s), C(promote_s), C(write_unavailable_s) (stop to promoted) and
-      C(total_s) (the whole run, checks included). Keys of steps not run are absent.
+      window), C(stop_s) (until pg_control said C(shut down), or the stop ended), C(controldata_s) (0 when
+      pg_control told), C(catchup_s), C(promote_s) (C(promote_requests) is how many were sent),
+      C(write_unavailable_s) (stop to promoted) and C(total_s) (the whole run, checks included). Keys of steps
+      not run are absent.
   returned: always
   type: dict
-  sample: {checkpoint_s: 0.021, checkpoints: 1, precatchup_s: 0.002, stop_s: 0.112, controldata_s: 0.006, catchup_s: 0.001, promote_s: 0.061,
-           write_unavailable_s: 0.18, total_s: 0.31}
+  sample: {checkpoint_s: 0.021, checkpoints: 1, precatchup_s: 0.002, stop_s: 0.027, controldata_s: 0.0, catchup_s: 0.001, promote_s: 0.051,
+           promote_requests: 2, write_unavailable_s: 0.079, total_s: 0.31}
 executed:
   description: The steps run, checks included (no secrets).
   returned: always
@@ -230,9 +248,16 @@ executed:
   sample: ["check: local engine (pg_controldata, status query on /var/run/postgresql port 5432)",
            "check: target pdb2 status", "CHECKPOINT on the local engine",
            "wait for pdb2 to replay up to 0/4FFF000 (before the stop)", "stop: systemctl stop polardb@demo.service",
-           "pg_controldata: shut down, checkpoint at 0/5000028",
+           "pg_control: shut down, checkpoint at 0/5000028 (the engine still exits)",
            "wait for pdb2 to replay past 0/5000028",
-           "pg_promote(false) on pdb2, then poll until it left recovery (at most 60 s)"]
+           "pg_promote(false) on pdb2, then poll until it left recovery (at most 60 s)",
+           "pg_controldata after the stop: shut down, checkpoint at 0/5000028", "slots on pdb2: pdb1, pdb3"]
+slots_created:
+  description: The slots of O(target_slots) created on the new RW (it lacked them).
+  returned: when the switchover happened in this run
+  type: list
+  elements: str
+  sample: [pdb1, pdb3]
 planned:
   description: In check mode, the steps that would run.
   returned: check mode, when a switchover would happen
@@ -273,7 +298,8 @@ def build(module):
     return Switchover(instance, runner, connect, target, stop, start,
                       node_name=p['node_name'] or socket.gethostname().split('.')[0],
                       max_lag_bytes=p['max_lag_bytes'], catchup_timeout=p['catchup_timeout'],
-                      promote_timeout=p['promote_timeout'], check_mode=module.check_mode)
+                      promote_timeout=p['promote_timeout'], target_slots=p['target_slots'],
+                      check_mode=module.check_mode)
 
 
 def main():
@@ -290,6 +316,7 @@ def main():
         max_lag_bytes=dict(type='int', default=DEFAULT_MAX_LAG_BYTES),
         catchup_timeout=dict(type='float', default=30),
         promote_timeout=dict(type='int', default=60),
+        target_slots=dict(type='list', elements='str', default=[]),
     )
     argument_spec.update(local_argument_spec())
     argument_spec.update(sql.connection_argument_spec())

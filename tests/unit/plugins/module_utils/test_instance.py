@@ -533,3 +533,43 @@ def test_unknown_owner(tmp_path, monkeypatch):
 def test_defaults():
     assert inst_mod.DEFAULT_INITDB_OPTIONS == ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8']
     assert inst_mod.DEFAULT_BIN_DIR == '/usr/lib/postgresql/15/bin'
+
+
+# ------------------------------------------------------- pg_control's head
+
+def _pg_control(tmp_path, state, checkpoint, sysid=7714914090835151707):
+    (tmp_path / 'global').mkdir(exist_ok=True)
+    head = inst_mod.CONTROL_HEAD.pack(sysid, 1300, 202209061, state, 1796268718, checkpoint)
+    # the rest of the 8 kB file: what the head is followed by does not matter
+    (tmp_path / 'global' / 'pg_control').write_bytes(head + b'\0' * (8192 - len(head)))
+
+
+def test_control_head_reads_state_and_checkpoint_of_pg_control(tmp_path):
+    inst = inst_mod.Instance(None, str(tmp_path))
+    assert inst.control_head() is None                      # no pg_control
+    _pg_control(tmp_path, inst_mod.DB_SHUTDOWNED, 0xF889430)
+    assert inst.control_head() == {'system_identifier': '7714914090835151707', 'version': 1300,
+                                   'state': 1, 'checkpoint': 0xF889430}
+    (tmp_path / 'global' / 'pg_control').write_bytes(b'\1' * 20)
+    assert inst.control_head() is None                      # shorter than the head
+
+
+def test_control_head_is_none_while_two_reads_differ(tmp_path, monkeypatch):
+    _pg_control(tmp_path, 6, 0x4000060)
+    inst = inst_mod.Instance(None, str(tmp_path))
+    real_open = open
+    reads = []
+
+    def writing_open(path, mode='r', *args):
+        f = real_open(path, mode, *args)
+        reads.append(path)
+        if len(reads) == 2:     # the checkpointer rewrote it between the two reads
+            _pg_control(tmp_path, inst_mod.DB_SHUTDOWNED, 0x5000028)
+            f.close()
+            f = real_open(path, mode, *args)
+        return f
+    monkeypatch.setattr('builtins.open', writing_open)
+    assert inst.control_head() is None
+    assert len(reads) == 2
+    monkeypatch.undo()
+    assert inst.control_head()['state'] == inst_mod.DB_SHUTDOWNED

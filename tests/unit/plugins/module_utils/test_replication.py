@@ -135,7 +135,8 @@ def test_a_running_replica_is_reloaded_and_waited_for(tmp_path):
     result = r.run()
     assert result['actions'] == ['write %s/replication.conf' % tmp_path, 'reload %s' % SERVICE]
     assert result['reloaded'] and not result['restarted']
-    assert result['timings']['receiver_s'] == pytest.approx(1.05, abs=rp.POLL_INTERVAL)  # polled every 0.1 s
+    # streaming after 1 s: seen at the first poll after it
+    assert 1.0 <= result['timings']['receiver_s'] <= 1.0 + rp.POLL_INTERVAL
     assert result['diff'] == {'before': {str(tmp_path / 'replication.conf'): 'old\n'},
                               'after': {str(tmp_path / 'replication.conf'): CONF}}
 
@@ -160,7 +161,7 @@ def test_a_starting_receiver_is_waited_for_until_it_streams_without_a_restart(tm
     r, engine = make(tmp_path, engine, receiver_timeout=5)
     result = r.run()
     assert result['receiver'] == 'streaming' and result['restarted'] is False
-    assert result['timings']['receiver_s'] == pytest.approx(3.05, abs=rp.POLL_INTERVAL)
+    assert 3.0 <= result['timings']['receiver_s'] <= 3.0 + rp.POLL_INTERVAL
     # one that never streams is reported as it is, not restarted (it exists)
     engine = Engine(tmp_path / 'data', receiver_after=1000)
     engine.starting_for = 999.5

@@ -158,6 +158,8 @@ class Target(object):
         self.connects = 0
         self.queries = []
         self.after_promote = None    # callable run after a promote (e.g. to drop the target)
+        self.slots = []
+        self.slot_error = None
 
     def connect(self):
         self.connects += 1
@@ -206,6 +208,9 @@ class Session(object):
         if query == sw.PROMOTE_SQL:
             t.clock.now += t.promote_s
             behaviour, t.promote = t.promote, None
+            if behaviour == 'missed':   # the startup process sleeps on: only a second request is seen
+                t.promote = 'ok'
+                return {'promoted': True}
             if behaviour in ('ok', 'lost', 'error-after'):   # 'never': stays in recovery
                 t.in_recovery = False
                 t.tli += 1
@@ -224,7 +229,18 @@ class Session(object):
         if query == sw.HISTORY_SQL:
             assert params == ('pg_wal/%08X.history' % t.tli,)
             return {'history': t.history}
+        if query == sw.CREATE_SLOT_SQL:
+            assert not t.in_recovery, 'slots are made on the new RW'
+            if t.slot_error:
+                raise PolarDBError(t.slot_error)
+            t.slots.append(params[0])
+            return {'pg_create_physical_replication_slot': '(%s,)' % params[0]}
         raise AssertionError('unexpected query %s' % query)
+
+    def query(self, query, params=None):
+        self.t.queries.append(query)
+        assert query == sw.SLOTS_ON_TARGET_SQL
+        return [{'slot_name': n} for n in self.t.slots]
 
     def close(self):
         self.closed = True
@@ -276,6 +292,29 @@ def test_happy_path_timings_and_order():
         'wait for pdb2 to replay past %s' % CKPT,
         'pg_promote(false) on pdb2, then poll until it left recovery (at most 60 s)']
     assert 'nothing lost' in r['msg']
+
+
+def test_the_new_rw_gets_the_slots_of_the_other_nodes_after_the_window():
+    clock = Clock()
+    target = Target(clock)
+    target.slots = ['pdb3']            # left from an earlier run
+    s, host, target, clock = make(clock, target=target, target_slots=['pdb1', 'pdb3'])
+    r = s.run()
+    assert r['slots_created'] == ['pdb1'] and target.slots == ['pdb3', 'pdb1']
+    assert 'warning' not in r
+    assert r['executed'][-1] == 'slots on pdb2: pdb1'
+    assert target.queries.index(sw.CREATE_SLOT_SQL) > target.queries.index(sw.PROMOTE_SQL)
+
+
+def test_slots_that_cannot_be_made_on_the_new_rw_are_a_warning():
+    clock = Clock()
+    target = Target(clock)
+    target.slot_error = 'query failed: ERROR:  all replication slots are in use'
+    s, host, target, clock = make(clock, target=target, target_slots=['pdb1', 'pdb3'])
+    r = s.run()
+    assert r['changed'] is True and r['new_rw'] == 'pdb2' and r['slots_created'] == []
+    assert r['warning'] == ('could not create the slots pdb1, pdb3 on pdb2: query failed: ERROR:  all '
+                            'replication slots are in use')
 
 
 def test_a_lagging_replay_is_brought_up_to_the_flush_position_before_the_stop():
@@ -335,6 +374,29 @@ def test_promote_polls_until_the_target_left_recovery():
     assert r['changed'] is True and not answers
     assert r['timings']['promote_s'] == pytest.approx(0.05 + 0.02)
     assert target.queries.count(sw.RECOVERY_SQL) == 3
+
+
+def test_a_promote_request_that_is_not_acted_on_is_repeated():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='missed'))
+    r = s.run()
+    assert r['changed'] is True and r['new_rw'] == 'pdb2' and 'warning' not in r
+    assert target.queries.count(sw.PROMOTE_SQL) == 2
+    assert r['timings']['promote_requests'] == 2
+    # asked again after PROMOTE_NUDGE_S of polls, not after the startup process's 1 s sleep
+    # (each request costs the fake 0.05 s)
+    assert r['timings']['promote_s'] == pytest.approx(0.05 + sw.PROMOTE_NUDGE_S + 0.05, abs=0.011)
+
+
+def test_repeated_promote_requests_that_fail_are_only_polled_past():
+    clock = Clock()
+    s, host, target, clock = make(clock, target=Target(clock, promote='never'), promote_timeout=1)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'not promoted within 1 s' in e.value.msg
+    # asked again about every PROMOTE_NUDGE_S; each further request failed and was not counted
+    assert target.queries.count(sw.PROMOTE_SQL) >= 10   # each costs the fake 0.05 s
+    assert e.value.details['timings']['promote_requests'] == 1
 
 
 def test_replay_equal_to_the_checkpoint_is_not_enough():
@@ -691,6 +753,158 @@ def test_checkpoint_failure_changes_nothing():
     with pytest.raises(PolarDBError) as e:
         s.run()
     assert e.value.msg.startswith('CHECKPOINT on the local engine failed, nothing was changed')
+
+
+# ------------------------------------------- the stop in the background
+
+class Stopping(object):
+    """``systemctl stop`` started by spawn(): pg_control says "shut down" after
+    ``ckpt_s``, the command ends after ``stop_s`` (rc ``rc``)."""
+
+    def __init__(self, host, started):
+        self.host, self.started = host, started
+        self.waited = False
+
+    def _ended(self):
+        return self.host.clock.now - self.started >= self.host.stop_s
+
+    def poll(self):
+        return self.wait() if self._ended() else None
+
+    def wait(self, check=False):
+        self.waited = True
+        h = self.host
+        h.clock.now = max(h.clock.now, self.started + h.stop_s)
+        if h.stop_rc == 0:
+            h.running = False
+        h.calls.append(['(stop ended)'])
+        return CommandResult(h.stop_rc, '', '' if h.stop_rc == 0 else 'Job for polardb@demo.service failed')
+
+
+class SpawningHost(Host):
+    """A host whose runner can spawn the stop; pg_control read directly."""
+
+    def __init__(self, clock, ckpt_s=0.03, head_sysid=SYSID, head_ckpt=CKPT, head_reads=None, **kw):
+        kw.setdefault('stop_s', 0.1)
+        super(SpawningHost, self).__init__(clock, **kw)
+        self.ckpt_s = ckpt_s
+        self.head_sysid, self.head_ckpt = head_sysid, head_ckpt
+        self.head_reads = head_reads   # a list of None (torn reads) to hand out first
+        self.stopping = None
+
+    def spawn(self, argv):
+        assert list(argv) == STOP
+        self.calls.append(list(argv))
+        self.stopping = Stopping(self, self.clock.now)
+        return self.stopping
+
+    def control_head(self):
+        if self.head_reads:
+            return self.head_reads.pop(0)
+        shut = (self.stopping is not None and self.stop_rc == 0 and self.ckpt_s is not None
+                and self.clock.now - self.stopping.started >= self.ckpt_s)
+        return {'system_identifier': self.head_sysid, 'version': 1300,
+                'state': 1 if shut else 6,
+                'checkpoint': parse_lsn(self.head_ckpt if shut else '0/4000060')}
+
+
+def make_spawning(clock=None, target=None, **host_kw):
+    clock = clock or Clock()
+    host = SpawningHost(clock, **host_kw)
+    s, host, target, clock = make(clock, host, target)
+    s.instance.control_head = host.control_head
+    return s, host, target, clock
+
+
+def test_promote_starts_once_pg_control_says_shut_down_not_when_the_stop_ends():
+    s, host, target, clock = make_spawning()
+    r = s.run()
+    assert r['changed'] is True and r['new_rw'] == 'pdb2' and 'warning' not in r
+    assert r['shutdown_checkpoint_lsn'] == CKPT
+    t = r['timings']
+    # pg_control polled every 2 ms: seen 30 ms after the stop began, not 100 ms
+    assert t['stop_s'] == pytest.approx(0.03, abs=0.0025)
+    assert t['controldata_s'] == 0
+    assert t['write_unavailable_s'] == pytest.approx(t['stop_s'] + t['catchup_s'] + t['promote_s'])
+    assert t['write_unavailable_s'] < 0.1
+    # the promote came before the stop ended; pg_controldata confirmed it afterwards
+    cmds = host.commands()
+    assert cmds[cmds.index(' '.join(STOP)):] == [' '.join(STOP), '(stop ended)', 'pg_controldata']
+    assert any(q == sw.PROMOTE_SQL for q in target.queries)
+    assert r['executed'][r['executed'].index('stop: ' + ' '.join(STOP)) + 1] == (
+        'pg_control: shut down, checkpoint at %s (the engine still exits)' % CKPT)
+    assert r['executed'][-1] == 'pg_controldata after the stop: shut down, checkpoint at %s' % CKPT
+    assert host.stopping.waited
+
+
+def test_torn_or_foreign_or_stale_pg_control_is_not_believed():
+    # two torn reads, then a pg_control of another system and one before the flush position
+    reads = [None, None, {'system_identifier': OTHER, 'version': 1300, 'state': 1, 'checkpoint': parse_lsn(CKPT)},
+             {'system_identifier': SYSID, 'version': 1300, 'state': 1, 'checkpoint': parse_lsn('0/4000000')}]
+    s, host, target, clock = make_spawning(head_reads=reads)
+    r = s.run()
+    assert r['changed'] is True and r['shutdown_checkpoint_lsn'] == CKPT
+    assert r['timings']['stop_s'] >= 4 * sw.STOP_POLL_INTERVAL
+
+
+def test_without_a_shutdown_state_in_pg_control_the_stop_and_pg_controldata_decide():
+    s, host, target, clock = make_spawning(ckpt_s=None)
+    r = s.run()
+    assert r['changed'] is True and r['shutdown_checkpoint_lsn'] == CKPT and 'warning' not in r
+    assert r['timings']['stop_s'] == pytest.approx(0.1, abs=0.0025)
+    assert r['timings']['controldata_s'] == pytest.approx(0.005)
+    cmds = host.commands()
+    assert cmds[cmds.index(' '.join(STOP)):][:2] == [' '.join(STOP), '(stop ended)']
+    assert cmds.count('pg_controldata') == 2   # before the stop, after it: no third to confirm
+
+
+def test_a_stop_that_fails_before_the_checkpoint_is_undone_as_before():
+    s, host, target, clock = make_spawning(stop_rc=1)
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert e.value.msg.startswith('stopping the local engine failed: systemctl stop polardb@demo.service '
+                                  'failed (rc=1)')
+    assert 'still runs as RW' in e.value.msg
+    assert not any(q == sw.PROMOTE_SQL for q in target.queries)
+
+
+def test_a_stop_that_fails_after_the_checkpoint_is_a_warning_once_the_target_is_rw():
+    s, host, target, clock = make_spawning()
+    real_wait = Stopping.wait
+
+    def failing_wait(self, check=False):
+        res = real_wait(self, check)
+        return CommandResult(1, '', 'Job for polardb@demo.service failed because a timeout was exceeded')
+    Stopping.wait = failing_wait
+    try:
+        r = s.run()
+    finally:
+        Stopping.wait = real_wait
+    assert r['changed'] is True and r['new_rw'] == 'pdb2'
+    assert r['warning'].startswith('the old RW pdb1 after the promote of pdb2: systemctl stop '
+                                   'polardb@demo.service failed (rc=1): Job for')
+
+
+def test_pg_controldata_disagreeing_after_the_stop_is_a_warning():
+    s, host, target, clock = make_spawning(head_ckpt='0/5000000')
+    target.replay = ['0/4FFF000', '0/5000000', PAST]
+    r = s.run()
+    assert r['changed'] is True
+    assert r['shutdown_checkpoint_lsn'] == '0/5000000'
+    assert ('pg_controldata says shut down, checkpoint at %s, after the target replayed past the shutdown '
+            'checkpoint 0/5000000 read from pg_control' % CKPT) in r['warning']
+
+
+def test_the_old_rw_is_restarted_only_after_its_background_stop_ended():
+    clock = Clock()
+    s, host, target, clock = make_spawning(clock, target=Target(clock, replay=('0/4FFF000',)),
+                                           stop_s=0.6)
+    s.catchup_timeout = 0.2
+    with pytest.raises(PolarDBError) as e:
+        s.run()
+    assert 'the old RW pdb1 was restarted' in e.value.msg
+    cmds = host.commands()
+    assert cmds[-2:] == ['(stop ended)', ' '.join(START)]
 
 
 # ------------------------------------------------------------ pure helpers

@@ -13,6 +13,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
+from ansible_collections.polardb.stack.plugins.module_utils import runner
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.module_utils import switchover as sw
 from ansible_collections.polardb.stack.plugins.module_utils.topology import PROBE_SQL
@@ -126,8 +127,17 @@ def world(monkeypatch):
     def fail_json(self, **kwargs):
         raise Fail(kwargs)
 
+    def spawn(self, argv):
+        # the host's stop, run to its end through run_command: pg_controldata tells the checkpoint
+        self.executed.append(' '.join(argv))
+        rc, out, err = self.module.run_command(argv)
+        done = runner.Spawned(None, argv)
+        done.result = runner.CommandResult(rc, out, err)
+        return done
+
     monkeypatch.setattr(sql, 'connect', w.connect)
     monkeypatch.setattr(sql, 'HAS_DRIVER', True)
+    monkeypatch.setattr(runner.CommandRunner, 'spawn', spawn)
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
