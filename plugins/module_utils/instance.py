@@ -252,10 +252,23 @@ class Instance(object):
 
     # -- facts -------------------------------------------------------------
 
-    def info(self):
-        """The ``instance`` result of instance_info (works with the engine down)."""
+    def unit(self, service):
+        """{name, enabled, active} of the systemd unit ``service``; None when
+        systemctl cannot tell."""
+        res = self.runner.run(['systemctl', 'show', '--property=UnitFileState,ActiveState', '--', service],
+                              check=False)
+        props = dict(line.split('=', 1) for line in (res.stdout or '').splitlines() if '=' in line)
+        if res.rc != 0 or 'ActiveState' not in props:
+            return None
+        return {'name': service, 'enabled': props.get('UnitFileState') == 'enabled',
+                'active': props['ActiveState'] == 'active'}
+
+    def info(self, service=None):
+        """The ``instance`` result of instance_info (works with the engine down);
+        with ``service``, also its systemd unit's state (``unit``)."""
         d = self.dir_state()
         info = {
+            'unit': self.unit(service) if service else None,
             'data_dir': self.data_dir,
             'initialized': d['initialized'],
             'major_version': d['major_version'],

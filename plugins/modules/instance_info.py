@@ -31,6 +31,11 @@ extends_documentation_fragment:
   - polardb.stack.attributes
   - polardb.stack.attributes.read_only
   - polardb.stack.local_instance
+options:
+  service:
+    description:
+      - The engine's systemd unit, for example C(polardb@demo.service); its state is returned in C(unit).
+    type: str
 notes:
   - The engine on O(socket_dir)/O(port) only counts as this instance when it
     serves O(data_dir) and has its system identifier; otherwise the instance
@@ -134,6 +139,12 @@ instance:
       description: Why an initialised instance counts as not running; null otherwise.
       type: str
       sample: null
+    unit:
+      description:
+        - The systemd unit O(service) - C(name), C(enabled) (it starts at boot), C(active); null without
+          O(service) or when C(systemctl) cannot tell.
+      type: dict
+      sample: {name: polardb@demo.service, enabled: true, active: true}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -143,9 +154,11 @@ from ansible_collections.polardb.stack.plugins.module_utils.instance import from
 
 
 def main():
-    module = AnsibleModule(argument_spec=local_argument_spec(), supports_check_mode=True)
+    spec = local_argument_spec()
+    spec['service'] = dict(type='str')
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     inst = from_params(CommandRunner(module), module.params)
-    instance = fail_on_error(module, inst.info)
+    instance = fail_on_error(module, inst.info, module.params['service'])
     module.exit_json(changed=False, instance=instance)
 
 

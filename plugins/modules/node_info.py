@@ -66,6 +66,9 @@ options:
         description: Directory of the local engine's unix socket.
         type: path
         default: /var/run/postgresql
+      service:
+        description: The engine's systemd unit; its state is returned in C(unit) of RV(instance).
+        type: str
   fence:
     description:
       - Read the persistent reservations of a LUN for this host (the options of
@@ -157,7 +160,7 @@ instance:
   description: The instance, as RV(polardb.stack.instance_info#module:instance) describes it.
   returned: when O(instance) is given and could be read
   type: dict
-  sample: {initialized: true, running: true, role: primary}
+  sample: {initialized: true, running: true, role: primary, unit: {name: polardb@demo.service, enabled: true, active: true}}
 fence:
   description: The LUN's reservations for this host, as RV(polardb.stack.storage_fence#module:fence) describes them.
   returned: when O(fence) is given and could be read
@@ -201,7 +204,7 @@ def argument_spec():
             wwid=dict(type='str', required=True),
             multipath=dict(type='str', default='auto', choices=list(MULTIPATH_CHOICES)),
         )),
-        instance=dict(type='dict', options=local_argument_spec()),
+        instance=dict(type='dict', options=dict(local_argument_spec(), service=dict(type='str'))),
         fence=dict(type='dict', options=dict(
             wwid=dict(type='str', required=True),
             driver=dict(type='str', default='scsi3_pr', choices=['scsi3_pr', 'nvme', 'command']),
@@ -225,7 +228,7 @@ def main():
     if params['lun']:
         readers['lun'] = lambda: find_lun(runner, host, params['lun']['wwid'], multipath=params['lun']['multipath'])
     if params['instance']:
-        readers['instance'] = lambda: from_params(runner, params['instance']).info()
+        readers['instance'] = lambda: from_params(runner, params['instance']).info(params['instance']['service'])
     if params['fence']:
         readers['fence'] = lambda: ensure_fence(runner, host, state='query', check_mode=True, **params['fence'])['fence']
     found, errors = read_sections(readers)

@@ -573,3 +573,38 @@ def test_control_head_is_none_while_two_reads_differ(tmp_path, monkeypatch):
     assert len(reads) == 2
     monkeypatch.undo()
     assert inst.control_head()['state'] == inst_mod.DB_SHUTDOWNED
+
+
+# ------------------------------------------------------------ its unit
+
+class UnitRunner(object):
+    def __init__(self, rc, out):
+        self.rc, self.out = rc, out
+        self.calls = []
+
+    def run(self, argv, check=True, **kw):
+        self.calls.append(list(argv))
+        return CommandResult(self.rc, self.out, '')
+
+
+def test_unit_reads_enabled_and_active_in_one_systemctl_call():
+    r = UnitRunner(0, 'UnitFileState=enabled\nActiveState=active\n')
+    inst = inst_mod.Instance(r, '/srv/polardb/demo/data')
+    assert inst.unit('polardb@demo.service') == {'name': 'polardb@demo.service', 'enabled': True, 'active': True}
+    assert r.calls == [['systemctl', 'show', '--property=UnitFileState,ActiveState', '--', 'polardb@demo.service']]
+    r.out = 'UnitFileState=disabled\nActiveState=failed\n'
+    assert inst.unit('polardb@demo.service') == {'name': 'polardb@demo.service', 'enabled': False, 'active': False}
+    # a template instance never enabled has no unit file state of its own
+    r.out = 'UnitFileState=\nActiveState=inactive\n'
+    assert inst.unit('polardb@x.service')['enabled'] is False
+    r.rc, r.out = 1, ''
+    assert inst.unit('polardb@demo.service') is None
+
+
+def test_info_has_the_unit_only_when_asked(tmp_path):
+    r = UnitRunner(0, 'UnitFileState=enabled\nActiveState=inactive\n')
+    inst = inst_mod.Instance(r, str(tmp_path / 'data'))
+    assert inst.info()['unit'] is None and r.calls == []
+    info = inst.info('polardb@demo.service')
+    assert info['unit'] == {'name': 'polardb@demo.service', 'enabled': True, 'active': False}
+    assert info['initialized'] is False
