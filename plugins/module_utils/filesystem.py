@@ -104,6 +104,25 @@ def filesystem_size(runner, fstype, device, mountpoint=None):
     return parse_dumpe2fs(runner.run([_tool(runner, 'dumpe2fs'), '-h', device]).stdout)
 
 
+def mounted(runner, host, found):
+    """For a LUN described by lun.find_lun, the xfs or ext4 file system mounted
+    from it: {mountpoint (the first), root (owner and mode of its root
+    directory), size_bytes, grow_needed (it spans less of the device than
+    ensure_filesystem leaves alone)}; the last two None when its size cannot be
+    read. None when none is mounted."""
+    fstype = (found.get('signature') or {}).get('type')
+    if fstype not in FSTYPES or not found.get('mountpoints'):
+        return None
+    mountpoint = found['mountpoints'][0]
+    out = {'mountpoint': mountpoint, 'root': host.owner_mode(mountpoint), 'size_bytes': None, 'grow_needed': None}
+    try:
+        out['size_bytes'] = filesystem_size(runner, fstype, found['device'], mountpoint)
+    except PolarDBError:
+        return out
+    out['grow_needed'] = found['size_bytes'] - out['size_bytes'] > GROW_THRESHOLD
+    return out
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 def format_commands(runner, fstype, label, device, discard):

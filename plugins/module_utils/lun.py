@@ -65,6 +65,14 @@ class HostFiles(object):
         with open(self._p(path), 'w') as f:
             f.write(data)
 
+    def owner_mode(self, path):
+        """{uid, gid, mode ('0755')} of ``path``; None when it cannot be read."""
+        try:
+            st = os.stat(self._p(path))
+        except OSError:
+            return None
+        return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': '%04o' % stat.S_IMODE(st.st_mode)}
+
     def devno(self, path):
         """(major, minor) of a block device node, None when ``path`` is not one."""
         try:

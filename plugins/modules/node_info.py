@@ -151,11 +151,18 @@ EXAMPLES = r'''
 
 RETURN = r'''
 lun:
-  description: The LUN found for O(lun.wwid), as RV(polardb.stack.lun_info#module:lun) describes it.
+  description:
+    - The LUN found for O(lun.wwid), as RV(polardb.stack.lun_info#module:lun) describes it, and C(filesystem) -
+      the xfs or ext4 file system mounted from it - its C(mountpoint) (the first), the C(uid), C(gid) and C(mode)
+      of its C(root) directory, its C(size_bytes) and whether it spans less of the LUN than
+      M(polardb.stack.lun_filesystem) leaves alone (C(grow_needed); these two null when its size cannot be read);
+      null when none is mounted.
   returned: when O(lun) is given and the LUN was found
   type: dict
   sample: {wwid: 600140512345678900000000000000a1, device: /dev/disk/by-id/wwn-0x600140512345678900000000000000a1,
-           has_data: false, mountpoints: [], signature: {}}
+           has_data: true, mountpoints: [/srv/polardb/demo], signature: {type: xfs},
+           filesystem: {mountpoint: /srv/polardb/demo, root: {uid: 0, gid: 0, mode: "0755"}, size_bytes: 2147483648,
+                        grow_needed: false}}
 instance:
   description: The instance, as RV(polardb.stack.instance_info#module:instance) describes it.
   returned: when O(instance) is given and could be read
@@ -190,6 +197,7 @@ executed_commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.polardb.stack.plugins.module_utils import filesystem
 from ansible_collections.polardb.stack.plugins.module_utils.fencing import ensure_fence
 from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
 from ansible_collections.polardb.stack.plugins.module_utils.lun import MULTIPATH_CHOICES, HostFiles, find_lun
@@ -226,7 +234,11 @@ def main():
     params = module.params
     readers = {}
     if params['lun']:
-        readers['lun'] = lambda: find_lun(runner, host, params['lun']['wwid'], multipath=params['lun']['multipath'])
+        def read_lun():
+            found = find_lun(runner, host, params['lun']['wwid'], multipath=params['lun']['multipath'])
+            found['filesystem'] = filesystem.mounted(runner, host, found)
+            return found
+        readers['lun'] = read_lun
     if params['instance']:
         readers['instance'] = lambda: from_params(runner, params['instance']).info(params['instance']['service'])
     if params['fence']:

@@ -128,7 +128,8 @@ def lab_state_dir():
 
 # What a run that must change nothing may not change, per node: the managed files,
 # the engine process (a restart changes its pid and start time), its role and
-# timeline, its replication slots and the lock directory.
+# timeline (of its WAL: a replica's checkpoint timeline moves at a restartpoint
+# long after a switchover), its replication slots and the lock directory.
 FINGERPRINT = r'''
 cd /tmp
 find /etc/polardb-stack/{cluster} /etc/systemd/system/polardb@.service -type f 2>/dev/null | sort | xargs -r sha256sum
@@ -136,7 +137,9 @@ echo "fs: $(findmnt -no SOURCE,FSTYPE,OPTIONS /srv/polardb/{cluster} 2>/dev/null
 echo "lun bytes: $(blockdev --getsize64 "$(findmnt -no SOURCE /srv/polardb/{cluster})" 2>/dev/null)"
 echo "fs bytes: $(df -B1 --output=size /srv/polardb/{cluster} 2>/dev/null | tail -1)"
 echo "pid: $(head -n 3 /srv/polardb/{cluster}/data/postmaster.pid 2>/dev/null | tr '\n' ' ')"
-runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'role: ' || pg_is_in_recovery() || ' tli ' || timeline_id from pg_control_checkpoint()" 2>&1
+runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'role: ' || pg_is_in_recovery() || ' tli ' \
+  || coalesce(CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli::text FROM pg_stat_wal_receiver)
+                   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, '?')" 2>&1
 runuser -u postgres -- psql -XAtq -h /var/run/postgresql -c "select 'slot: ' || slot_name from pg_replication_slots order by 1" 2>&1
 echo "locks: $(ls -A /var/lib/polardb-stack/locks 2>/dev/null | tr '\n' ' ')"
 '''
