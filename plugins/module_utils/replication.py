@@ -39,6 +39,8 @@ DEFAULT_RECEIVER_TIMEOUT = 10.0
 POLL_INTERVAL = 0.02
 
 SLOTS_SQL = "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1"
+TERMINATE_SLOT_SQL = ('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots '
+                      'WHERE slot_name = %s AND active_pid IS NOT NULL')
 RECEIVER_SQL = "SELECT coalesce(string_agg(status, ','), '') FROM pg_stat_wal_receiver WHERE sender_host = %s"
 
 
@@ -231,9 +233,26 @@ class Replication(object):
         have = set(listed[0])
         for slot in self.drop_slots:
             if slot in have:
-                self._sql('SELECT pg_drop_replication_slot(%s)' % quote_literal(slot))
+                self._drop_slot(slot)
                 self._did('drop slot %s' % slot)
                 self.result['slots_dropped'].append(slot)
+
+    def _drop_slot(self, slot):
+        """Drop a slot left from when this node was the RW. A node not yet
+        re-pointed may have reconnected to this one (now a standby: cascading)
+        through it: its walsender is ended first (that node follows the new RW
+        once re-pointed), and the drop is tried again until the slot is free."""
+        name = quote_literal(slot)
+        deadline = self.clock() + self.receiver_timeout
+        while True:
+            self._sql(TERMINATE_SLOT_SQL % name)
+            try:
+                self._sql('SELECT pg_drop_replication_slot(%s)' % name)
+                return
+            except PolarDBError as e:
+                if 'is active' not in e.msg or self.clock() >= deadline:
+                    raise
+            self.sleep(POLL_INTERVAL)
 
     def _local_slots(self):
         return set(self._sql(SLOTS_SQL).split())

@@ -47,6 +47,8 @@ class Engine(object):
         self.starting_for = 0.0   # seconds a receiver shows 'starting' before 'streaming'
         self.commands = []
         self.statements = []
+        self.active_slots = set()   # a cascading standby streams through them
+        self.ending = {}
 
     # instance adapter
     def _owner_ids(self):
@@ -75,8 +77,17 @@ class Engine(object):
         if statement.startswith('SELECT pg_create_physical_replication_slot('):
             self.slots.add(statement.split("'")[1])
             return '\n'
+        if statement.startswith('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots'):
+            slot = statement.split("'")[1]
+            if slot in self.active_slots:
+                self.ending.setdefault(slot, self.clock.now + 0.05)   # the walsender exits a moment later
+            return '\n'
         if statement.startswith('SELECT pg_drop_replication_slot('):
-            self.slots.discard(statement.split("'")[1])
+            slot = statement.split("'")[1]
+            if slot in self.active_slots and self.clock.now < self.ending.get(slot, float('inf')):
+                raise PolarDBError('%s on /var/run/postgresql port 5432 failed (rc=1): ERROR: replication slot '
+                                   '"%s" is active for PID 4242' % (statement, slot))
+            self.slots.discard(slot)
             return '\n'
         raise AssertionError('unexpected SQL %s' % statement)
 
@@ -246,3 +257,36 @@ def test_slot_names_are_checked_before_anything(tmp_path):
         make(tmp_path, drop_slots=["x'; DROP TABLE t; --"])
     assert 'invalid slot names' in e.value.msg
     assert rp.quote_literal("it's") == "'it''s'"
+
+
+def test_a_slot_a_node_streams_through_from_this_standby_is_freed_then_dropped(tmp_path):
+    # the old RW restarted as a standby; a replica not yet re-pointed reconnected to it through its old slot
+    (tmp_path / 'data').mkdir()
+    engine = Engine(tmp_path / 'data', running=False, slots=['pdb2', 'pdb3', 'keepme'])
+    engine.active_slots = {'pdb3'}
+    r, engine = make(tmp_path, engine, drop_slots=['pdb2', 'pdb3'])
+    result = r.run()
+    assert result['slots_dropped'] == ['pdb2', 'pdb3'] and engine.slots == {'keepme'}
+    terminated = [s for s in engine.statements if s.startswith('SELECT pg_terminate_backend')]
+    assert "slot_name = 'pdb3'" in terminated[-1]
+    # refused while its walsender was still exiting, dropped once it had
+    drops = [s for s in engine.statements if s.startswith("SELECT pg_drop_replication_slot('pdb3')")]
+    assert len(drops) > 1
+
+
+def test_a_slot_that_stays_active_fails_after_the_receiver_timeout(tmp_path):
+    (tmp_path / 'data').mkdir()
+    engine = Engine(tmp_path / 'data', running=False, slots=['pdb3'])
+    engine.active_slots = {'pdb3'}
+    engine.ending = {'pdb3': float('inf')}
+    real = engine.execute
+
+    def never_ends(statement):
+        out = real(statement)
+        engine.ending['pdb3'] = float('inf')
+        return out
+    engine.execute = never_ends
+    r, engine = make(tmp_path, engine, drop_slots=['pdb3'], receiver_timeout=1)
+    with pytest.raises(PolarDBError) as e:
+        r.run()
+    assert 'replication slot "pdb3" is active' in e.value.msg
