@@ -6,7 +6,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
+
+
+def lock_records(queries, discovered=None):
+    try:
+        return operation_lock.lock_records(queries, discovered)
+    except operation_lock.PolarDBError as e:
+        raise AnsibleFilterError(e.msg)
 
 
 def lock_decision(queries, operation, run_id=None, takeover=False):
@@ -17,13 +26,14 @@ def lock_answers(attempts, check_mode=False):
     return operation_lock.take_answers(attempts, check_mode)
 
 
-def lock_outcome(results, cluster_nodes):
-    return operation_lock.take_outcome(results, cluster_nodes)
+def lock_outcome(results, cluster_nodes, retry_raced=False):
+    return operation_lock.take_outcome(results, cluster_nodes, retry_raced)
 
 
 class FilterModule(object):
     def filters(self):
         return {
+            'lock_records': lock_records,
             'lock_decision': lock_decision,
             'lock_answers': lock_answers,
             'lock_outcome': lock_outcome,

@@ -319,7 +319,7 @@ def _decide(store, cluster, state, previous, clock, operation, params, owner, le
             raise PolarDBError(
                 'cluster %s: the lock on %s changed since this run read it (now %s); run again'
                 % (cluster, node, describe(previous) if previous else 'free'),
-                lock=previous, previous=previous, lock_file=store.where(cluster), refused=True)
+                lock=previous, previous=previous, lock_file=store.where(cluster), refused=True, raced=True)
         if previous is None:
             now = iso(clock.wall())
             lock = dict(cluster=cluster, operation=operation, params=params, owner=owner, started=now,
@@ -361,7 +361,7 @@ def _decide(store, cluster, state, previous, clock, operation, params, owner, le
 
 def ensure_lock(store, cluster, state='query', operation=None, params=None, owner=None, takeover=False,
                 lease_seconds=DEFAULT_LEASE_SECONDS, expect_version=None, restore=None, wait=0,
-                check_mode=False, clock=None, **ignored):
+                expect_wait=0, check_mode=False, clock=None, **ignored):
     """Bring this node's lease record of ``cluster`` to ``state``.
 
     Returns ``{changed, lock, previous, lock_file, diff, expired, expires_in}``; raises
@@ -389,6 +389,8 @@ def ensure_lock(store, cluster, state='query', operation=None, params=None, owne
         mine = isinstance(owner, dict) and owner.get('run_id') and _mine(previous, owner)
         return _wait(store, cluster, clock, previous, wait, out) if wait and not mine else out
 
+    if state == 'acquired' and expect_version is not None and expect_wait:
+        _wait_for_version(store, cluster, clock, expect_version or None, expect_wait)
     for _attempt in range(CAS_ATTEMPTS):
         previous = store.read(cluster)
         lock, write = _decide(store, cluster, state, previous, clock, operation, params, owner, int(lease_seconds),
@@ -400,6 +402,14 @@ def ensure_lock(store, cluster, state='query', operation=None, params=None, owne
         # another writer got in between: decide again from what it wrote
     raise PolarDBError('cluster %s: the lock on %s kept changing while writing it; run again' % (cluster, node),
                        lock=None, previous=None, lock_file=store.where(cluster))
+
+
+def _wait_for_version(store, cluster, clock, version, wait):
+    """Read until the record is ``version`` again (None: no record), at most
+    ``wait`` seconds: a run that raced for the lock and lost gives back what it took."""
+    deadline = clock.mono() + float(wait)
+    while ((store.read(cluster) or {}).get('version') or None) != version and clock.mono() < deadline:
+        clock.sleep(0.1)
 
 
 def _wait(store, cluster, clock, first, wait, out):
@@ -429,6 +439,24 @@ def _wait(store, cluster, clock, first, wait, out):
 def quorum(cluster_nodes):
     """A strict majority of the cluster's nodes (all of its inventory hosts)."""
     return len(cluster_nodes) // 2 + 1
+
+
+def lock_records(queries, discovered=None):
+    """``{node: what the node holds}`` for ``inspect_decision``: each node's
+    registered ``state=query`` result, or, where that task was skipped, the
+    ``operation_lock`` that cluster_info read on the node in the discovery.
+    A node read by neither is an error: never taken for a free lock."""
+    out = {}
+    for node, query in (queries or {}).items():
+        if query and not query.get('skipped'):
+            out[node] = query
+            continue
+        found = ((discovered or {}).get(node) or {}).get('operation_lock')
+        if not isinstance(found, dict):
+            raise PolarDBError('the operation lock on %s was not read (neither by the lock role nor by the '
+                               'discovery): refusing to take it for free' % node)
+        out[node] = found
+    return out
 
 
 def inspect_decision(queries, operation, owner_run_id=None, takeover=False):
@@ -473,18 +501,26 @@ def take_answers(attempts, check_mode=False):
         msg = '' if unreachable else (result.get('msg') or '')
         answers.append(dict(node=node, unreachable=unreachable,
                             granted=not unreachable and not result.get('failed') and not msg,
-                            refused=bool(msg), msg=msg, changed=not check_mode,
+                            refused=bool(msg), raced=bool(msg) and bool(result.get('raced')), msg=msg,
+                            changed=not check_mode,
                             lock=result.get('lock'), previous=result.get('previous')))
     return answers
 
 
-def take_outcome(results, cluster_nodes):
-    """From the per-node results of the ordered acquisition (``[{node, granted,
-    refused, msg, lock, previous, unreachable}]``): does this run hold the lock?
+def take_outcome(results, cluster_nodes, retry_raced=False):
+    """From the per-node results of the acquisition, in the nodes' fixed order
+    (``[{node, granted, refused, raced, msg, lock, previous, unreachable}]``):
+    does this run hold the lock?
 
     It does when no node refused and a majority of ``cluster_nodes`` granted it.
     Otherwise ``rollback`` lists what this attempt took, in reverse order, with the
     record each node had before (put back: a taken-over lock keeps its params).
+
+    With ``retry_raced`` (every node was asked at once): when the first node that
+    answered granted it and every refusal came from a record written after this
+    run read it (another run racing for the lock), this run won the race - the
+    other one lost that first node and gives back what it took. ``retry`` then
+    lists the nodes to ask again, waiting for that, and nothing is rolled back.
     """
     granted = [r for r in results if r.get('granted')]
     refused = [r for r in results if r.get('refused')]
@@ -493,7 +529,11 @@ def take_outcome(results, cluster_nodes):
     out = dict(ok=ok, granted=[r['node'] for r in granted], quorum=need,
                refused=dict((r['node'], r.get('msg')) for r in refused),
                unreachable=[r['node'] for r in results if r.get('unreachable')],
-               holder=refused[0].get('lock') if refused else None, rollback=[])
+               holder=refused[0].get('lock') if refused else None, rollback=[], retry=[])
+    answered = [r for r in results if not r.get('unreachable')]
+    if retry_raced and refused and answered and answered[0].get('granted') and all(r.get('raced') for r in refused):
+        out['retry'] = [r['node'] for r in refused]
+        return out
     if not ok:
         out['rollback'] = [dict(node=r['node'], restore=r.get('previous') if _taken_over(r) else None)
                            for r in reversed(granted) if r.get('changed', True) and not _was_ours(r)]

@@ -23,6 +23,12 @@ class PolarDBError(Exception):
         self.details = details
 
 
+def command_failed(argv, rc, stdout, stderr):
+    """The PolarDBError of a command that exited with ``rc`` != 0."""
+    return PolarDBError('command failed (rc=%d): %s: %s' % (rc, ' '.join(argv), (stderr or stdout or '').strip()),
+                        rc=rc, stdout=stdout, stderr=stderr, cmd=list(argv))
+
+
 class CommandResult(object):
     def __init__(self, rc, stdout, stderr):
         self.rc = rc
@@ -54,9 +60,7 @@ class Spawned(object):
             out, err = self.proc.communicate()
             self.result = CommandResult(self.proc.returncode, out, err)
         if check and self.result.rc != 0:
-            raise PolarDBError('command failed (rc=%d): %s: %s' % (
-                self.result.rc, ' '.join(self.argv), (self.result.stderr or self.result.stdout or '').strip()),
-                rc=self.result.rc, stdout=self.result.stdout, stderr=self.result.stderr, cmd=self.argv)
+            raise command_failed(self.argv, self.result.rc, self.result.stdout, self.result.stderr)
         return self.result
 
 
@@ -78,9 +82,7 @@ class CommandRunner(object):
         rc, out, err = self.module.run_command(
             argv, data=data, environ_update=environ or {}, cwd=cwd, check_rc=False)
         if check and rc != 0:
-            raise PolarDBError(
-                'command failed (rc=%d): %s: %s' % (rc, ' '.join(argv), (err or out).strip()),
-                rc=rc, stdout=out, stderr=err, cmd=argv)
+            raise command_failed(argv, rc, out, err)
         return CommandResult(rc, out, err)
 
     def spawn(self, argv):

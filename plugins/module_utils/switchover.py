@@ -50,6 +50,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.polardb.stack.plugins.module_utils.instance import DB_SHUTDOWNED
+from ansible_collections.polardb.stack.plugins.module_utils.replication import SLOTS_SQL
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
     PROBE_SQL, format_lsn, lsn_diff, parse_lsn, parse_probe, timeline_of_walfile)
@@ -83,11 +84,40 @@ NEW_RW_SQL = ('SELECT pg_is_in_recovery() AS in_recovery, '
               'CASE WHEN pg_is_in_recovery() THEN NULL '
               'ELSE pg_walfile_name(pg_current_wal_lsn()) END AS wal_file')
 HISTORY_SQL = 'SELECT pg_read_file(%s) AS history'
-SLOTS_ON_TARGET_SQL = ("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
 CREATE_SLOT_SQL = 'SELECT pg_create_physical_replication_slot(%s, true)'
 
 
 # ------------------------------------------------------------ pure helpers
+def _warn(result, text):
+    """Add ``text`` to the result's warning (one string, parts joined by '; ')."""
+    result['warning'] = '%s; %s' % (result['warning'], text) if result.get('warning') else text
+
+
+def rejoin_report(results, old_rw, new_rw):
+    """After a handover, from each node's registered polardb.stack.replication
+    result (``{node: result}``): ``{problems, lines}``. A problem is a node that
+    did not answer, a follower whose WAL receiver does not stream from the new
+    RW, or a new RW that is not the RW; ``lines`` say per node what it is now and
+    what its step did."""
+    problems, lines = [], []
+    for node in sorted(results):
+        r = results[node] or {}
+        was = ' (was the RW)' if node == old_rw and node != new_rw else ''
+        if r.get('failed') or r.get('unreachable') or r.get('skipped') or 'role' not in r:
+            problems.append('%s: no answer (%s)' % (node, r.get('msg') or 'did not run'))
+            continue
+        if node == new_rw:
+            now = 'RW'
+            if r.get('role') != 'rw':
+                problems.append('%s: is %s, not the RW' % (node, r.get('role')))
+        else:
+            receiver = r.get('receiver') or 'none'
+            now = 'replica of %s, %s' % (new_rw, receiver)
+            if 'streaming' not in receiver.split(','):
+                problems.append('%s: its WAL receiver towards %s is %s' % (node, new_rw, receiver))
+        lines.append('%s: %s%s; %s' % (node, now, was, ', '.join(r.get('actions') or []) or 'nothing to change'))
+    return dict(problems=problems, lines=lines)
+
 
 def parse_timeline_history(text):
     """A timeline history file -> [(parent_tli, switchpoint_lsn_text, reason)]."""
@@ -711,7 +741,7 @@ class Switchover(object):
         try:
             if self.session is None:
                 self.session = self.connect()
-            have = set(r['slot_name'] for r in self.session.query(SLOTS_ON_TARGET_SQL))
+            have = set(r['slot_name'] for r in self.session.query(SLOTS_SQL))
             for slot in self.target_slots:
                 if slot not in have:
                     self.session.one(CREATE_SLOT_SQL, (slot,))
@@ -719,7 +749,7 @@ class Switchover(object):
         except PolarDBError as e:
             warning = 'could not create the slots %s on %s: %s' % (
                 ', '.join(self.target_slots), self.tname, e.msg)
-            result['warning'] = '%s; %s' % (result['warning'], warning) if result.get('warning') else warning
+            _warn(result, warning)
         if result['slots_created']:
             self._step('slots on %s: %s' % (self.tname, ', '.join(result['slots_created'])))
 
@@ -740,7 +770,7 @@ class Switchover(object):
                        'shutdown checkpoint %s read from pg_control' % (state, last, ckpt_text))
         if failure:
             warning = 'the old RW %s after the promote of %s: %s' % (self.node_name, self.tname, failure)
-            result['warning'] = '%s; %s' % (result['warning'], warning) if result.get('warning') else warning
+            _warn(result, warning)
 
     # -- entry point ----------------------------------------------------------
 

@@ -32,6 +32,7 @@ options:
       - The nodes of the cluster. Give the addresses the nodes use for
         replication (a replica's upstream is matched against O(nodes[].host)
         and O(nodes[].port); names are resolved when they differ).
+      - An empty list probes nothing (RV(cluster) is null) - a run that only reads O(operation_lock).
     type: list
     elements: dict
     required: true
@@ -48,6 +49,23 @@ options:
         description: Port of the engine.
         type: int
         default: 5432
+  operation_lock:
+    description:
+      - Also read the record of the cluster's operation lock that this host keeps, as
+        M(polardb.stack.operation_lock) with O(polardb.stack.operation_lock#module:state=query) and no wait
+        returns it, in RV(operation_lock).
+      - Why here - a lifecycle playbook reads the lock on every node right after the discovery; run on every node
+        (O(nodes) given to one of them, empty on the others), this module does both in one module run per node.
+    type: dict
+    suboptions:
+      cluster:
+        description: Name of the cluster.
+        type: str
+        required: true
+      lock_dir:
+        description: Directory of the lock records.
+        type: path
+        default: /var/lib/polardb-stack/locks
   max_lag_bytes:
     description:
       - When set, a replica whose replay lags more than this many bytes behind
@@ -131,6 +149,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+operation_lock:
+  description:
+    - This host's record of the lock, as M(polardb.stack.operation_lock) returns it with
+      O(polardb.stack.operation_lock#module:state=query) - C(lock) (null when free), C(previous), C(lock_file),
+      C(expired), C(expires_in), C(waited) (V(0)), C(renewed_while_waiting) (V(false)).
+  returned: when O(operation_lock) is given
+  type: dict
+  sample: {lock: null, previous: null, lock_file: /var/lib/polardb-stack/locks/demo.json, expired: null,
+           expires_in: null, waited: 0.0, renewed_while_waiting: false}
 waited:
   description: How the wait of O(wait_seconds) ended.
   returned: always
@@ -149,7 +176,7 @@ waited:
       type: float
       sample: 0.52
 cluster:
-  description: The topology.
+  description: The topology; null when O(nodes) is empty.
   returned: always
   type: dict
   contains:
@@ -226,6 +253,8 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
+    DEFAULT_LOCK_DIR, FileLeaseStore, ensure_lock)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
@@ -261,15 +290,26 @@ def main():
         wait_seconds=dict(type='int', default=0),
         wait_for_rw=dict(type='str'),
         wait_for_streaming=dict(type='list', elements='str', default=[]),
+        operation_lock=dict(type='dict', options=dict(
+            cluster=dict(type='str', required=True),
+            lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
+        )),
     )
     argument_spec.update(sql.connection_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     sql.ensure_driver(module)
     params = module.params
-    cluster, waited = fail_on_error(
-        module, wait_for, lambda: discover(params), params['wait_seconds'],
-        lambda found: arrived(found, params['wait_for_rw'], params['wait_for_streaming']))
-    module.exit_json(changed=False, cluster=cluster, waited=waited)
+    result = dict(changed=False, cluster=None, waited=dict(arrived=True, attempts=0, seconds=0.0))
+    lock = params['operation_lock']
+    if lock:
+        found = fail_on_error(module, ensure_lock, FileLeaseStore(lock['lock_dir']), lock['cluster'], state='query')
+        found.pop('diff', None)
+        result['operation_lock'] = found
+    if params['nodes']:
+        result['cluster'], result['waited'] = fail_on_error(
+            module, wait_for, lambda: discover(params), params['wait_seconds'],
+            lambda found: arrived(found, params['wait_for_rw'], params['wait_for_streaming']))
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -93,6 +93,14 @@ options:
         when it read none. When the record changed since, the task is refused.
       - Omitted - no such check.
     type: str
+  expect_wait:
+    description:
+      - With O(expect_version) - when the record is not that version, read it again every
+        0.1 s for up to this many seconds before deciding. The playbook asks a node again
+        this way when another run that raced for the lock took it and lost the race on the
+        first node - that run gives back what it took.
+    type: float
+    default: 0
   restore:
     description:
       - With O(state=released) - the record to put back instead of removing this run's
@@ -255,6 +263,11 @@ refused:
   returned: failure
   type: bool
   sample: true
+raced:
+  description: The task was refused because the record changed since O(expect_version) (a run racing for the lock).
+  returned: failure
+  type: bool
+  sample: true
 lock_file:
   description: The lock file.
   returned: success, and failures about the lock file or another run's lock
@@ -283,6 +296,7 @@ def main():
             )),
             lease_seconds=dict(type='int', default=DEFAULT_LEASE_SECONDS),
             expect_version=dict(type='str'),
+            expect_wait=dict(type='float', default=0),
             restore=dict(type='dict'),
             takeover=dict(type='bool', default=False),
             wait=dict(type='int', default=0),

@@ -54,7 +54,7 @@ def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh
     # a lease long enough that the next run's first look (ansible's start-up, the
     # topology) comes before it expired, even on a loaded machine
     proc = start_playbook('switchover', '-e', 'polardb_lock_lease_seconds=45')
-    read_until(proc, "Lock | Remember that this run's heartbeat runs")  # the lock is taken, nothing changed yet
+    read_until(proc, "Switchover | Check mode ends with the plan")  # the lock is taken, nothing changed yet (its heartbeat started)
     held = locks(ssh, lab_hosts)
     run_id = held[old]['owner']['run_id']
     target = held[old]['params']['to']
@@ -92,7 +92,7 @@ def test_create_and_destroy_refuse_while_another_operation_holds_the_lock(playbo
     rw = the_rw(ssh, lab_hosts)
     proc = start_playbook('switchover', *SHORT_LEASE)
     try:
-        read_until(proc, "Lock | Remember that this run's heartbeat runs")  # the lock is held
+        read_until(proc, "Switchover | Check mode ends with the plan")  # the lock is held (its heartbeat started)
         os.killpg(proc.pid, signal.SIGSTOP)  # the holder is alive (stopped): its heartbeat keeps renewing
         run_id = locks(ssh, lab_hosts)[rw]['owner']['run_id']
         for name, extra in (('create_cluster', ()), ('destroy_cluster', ('-e', 'confirm_destroy=demo'))):

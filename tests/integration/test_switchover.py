@@ -70,7 +70,7 @@ def test_switchover_to_a_lagging_replica_is_refused(playbook, ssh, lab_hosts):
 def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
     first = start_playbook('switchover')
     try:
-        read_until(first, "Lock | Remember that this run's heartbeat runs")  # it holds the lock
+        read_until(first, "Switchover | Check mode ends with the plan")  # it holds the lock (its heartbeat started)
         # held still while the second run looks: a switchover is over in seconds
         os.killpg(first.pid, signal.SIGSTOP)
         second = playbook('switchover', '-e', 'cluster=demo', '-e', 'polardb_lock_wait_seconds=0')

@@ -448,10 +448,94 @@ def test_take_answers_from_registered_results():
         ['pdb4', {'skipped': True, 'changed': False}],
     ])
     assert [a['node'] for a in answers] == ['pdb1', 'pdb2', 'pdb3']
-    assert answers[0] == dict(node='pdb1', unreachable=False, granted=True, refused=False, msg='', changed=True,
-                              lock=lock, previous=None)
+    assert answers[0] == dict(node='pdb1', unreachable=False, granted=True, refused=False, raced=False, msg='',
+                              changed=True, lock=lock, previous=None)
     assert answers[1]['refused'] and not answers[1]['granted']
     assert answers[2]['unreachable'] and not answers[2]['granted'] and not answers[2]['refused']
     outcome = ol.take_outcome(answers, ['pdb1', 'pdb2', 'pdb3'])
     assert not outcome['ok'] and outcome['rollback'] == [{'node': 'pdb1', 'restore': None}]
     assert ol.take_answers([['pdb1', {'lock': lock}]], check_mode=True)[0]['changed'] is False
+
+
+# --- every node asked at once: the first node decides a race -------------------------------------
+
+def at_once(stores, clock, owner, names=None):
+    """One run's answers when every node (or ``names``) is asked at once, as
+    take.yml's first task registers them, in sorted order."""
+    answers = []
+    for name in sorted(names or stores):
+        try:
+            out = lock(stores[name], clock, owner=owner, expect_version='')
+            answers.append(['%s' % name, dict(changed=True, lock=out['lock'], previous=out['previous'])])
+        except PolarDBError as e:
+            answers.append(['%s' % name, dict(failed=True, msg=e.msg, **e.details)])
+    return ol.take_answers(answers)
+
+
+def test_a_race_asked_at_once_is_won_by_the_first_node_and_the_loser_gives_back(cluster, clock):
+    # run A got pdb1 and pdb3, run B (which read the nodes at the same moment) got pdb2
+    a = at_once(cluster, clock, RUN_A, ['pdb1', 'pdb3'])
+    b = at_once(cluster, clock, RUN_B, ['pdb2'])
+    a += at_once(cluster, clock, RUN_A, ['pdb2'])
+    b = at_once(cluster, clock, RUN_B, ['pdb1']) + b + at_once(cluster, clock, RUN_B, ['pdb3'])
+    a = sorted(a, key=lambda r: r['node'])
+    assert [r['raced'] for r in a] == [False, True, False]
+    won = ol.take_outcome(a, NODES, retry_raced=True)
+    assert not won['ok'] and won['retry'] == ['pdb2'] and won['rollback'] == []
+    lost = ol.take_outcome(b, NODES, retry_raced=True)
+    # B lost the first node: no retry, it gives back pdb2
+    assert not lost['ok'] and lost['retry'] == [] and lost['rollback'] == [{'node': 'pdb2', 'restore': None}]
+
+    def give_back():
+        clock.on_sleep = None
+        lock(cluster['pdb2'], clock, owner=RUN_B, state='released')
+    clock.on_sleep = give_back
+    retaken = lock(cluster['pdb2'], clock, owner=RUN_A, expect_version='', expect_wait=10)
+    assert retaken['lock']['owner'] == RUN_A
+    assert records(cluster) == dict.fromkeys(NODES, RUN_A['run_id'])
+
+
+def test_a_node_not_given_back_in_time_is_refused(cluster, clock):
+    lock(cluster['pdb2'], clock, owner=RUN_B)
+    start = clock.mono()
+    with pytest.raises(PolarDBError) as e:
+        lock(cluster['pdb2'], clock, owner=RUN_A, expect_version='', expect_wait=2)
+    assert e.value.details['raced'] is True and 2 <= clock.mono() - start < 2.5
+
+
+def test_no_retry_when_the_first_node_refused_or_a_refusal_is_not_a_race(cluster, clock):
+    lock(cluster['pdb3'], clock, owner=RUN_B)  # a live lease, read before: not a race
+    answers = ol.take_answers([
+        ['pdb1', dict(changed=True, lock={}, previous=None)],
+        ['pdb2', dict(changed=True, lock={}, previous=None)],
+        ['pdb3', dict(failed=True, msg='cluster demo is locked on pdb3', refused=True)],
+    ])
+    out = ol.take_outcome(answers, NODES, retry_raced=True)
+    assert out['retry'] == [] and [r['node'] for r in out['rollback']] == ['pdb2', 'pdb1']
+    first_lost = ol.take_answers([
+        ['pdb1', dict(failed=True, msg='changed since this run read it', refused=True, raced=True)],
+        ['pdb2', dict(changed=True, lock={}, previous=None)],
+    ])
+    assert ol.take_outcome(first_lost, NODES, retry_raced=True)['retry'] == []
+
+
+def test_the_first_node_that_answered_decides(cluster, clock):
+    answers = ol.take_answers([
+        ['pdb1', dict(unreachable=True, msg='Failed to connect')],
+        ['pdb2', dict(changed=True, lock={}, previous=None)],
+        ['pdb3', dict(failed=True, msg='changed since this run read it', refused=True, raced=True)],
+    ])
+    assert ol.take_outcome(answers, NODES, retry_raced=True)['retry'] == ['pdb3']
+
+
+def test_lock_records_take_the_query_else_the_discovery_and_never_assume_free():
+    query = {'lock': None, 'expired': None}
+    found = {'lock': {'owner': {'run_id': 'r0'}}, 'expired': True}
+    out = ol.lock_records({'pdb1': query, 'pdb2': {'skipped': True}},
+                          {'pdb1': {}, 'pdb2': {'operation_lock': found}})
+    assert out == {'pdb1': query, 'pdb2': found}
+    with pytest.raises(PolarDBError) as e:
+        ol.lock_records({'pdb1': {'skipped': True}}, {'pdb1': {'cluster': {}}})
+    assert 'not read' in e.value.msg
+    with pytest.raises(PolarDBError):
+        ol.lock_records({'pdb1': {'skipped': True}})

@@ -239,7 +239,7 @@ class Session(object):
 
     def query(self, query, params=None):
         self.t.queries.append(query)
-        assert query == sw.SLOTS_ON_TARGET_SQL
+        assert query == sw.SLOTS_SQL
         return [{'slot_name': n} for n in self.t.slots]
 
     def close(self):
@@ -1029,3 +1029,25 @@ def test_instance_execute_runs_psql_as_owner_and_raises_on_error():
     with pytest.raises(PolarDBError) as e:
         inst.execute('CHECKPOINT')
     assert e.value.msg.startswith('CHECKPOINT on /run/pg port 5433 failed (rc=2): psql: error')
+
+
+def test_rejoin_report_lists_each_node_and_what_does_not_follow():
+    results = {
+        'pdb1': {'role': 'replica', 'receiver': 'streaming', 'actions': ['start polardb@demo.service']},
+        'pdb2': {'role': 'rw', 'receiver': None, 'actions': []},
+        'pdb3': {'role': 'replica', 'receiver': 'none (no receiver)', 'actions': ['write replication.conf']},
+    }
+    out = sw.rejoin_report(results, 'pdb1', 'pdb2')
+    assert out['lines'] == ['pdb1: replica of pdb2, streaming (was the RW); start polardb@demo.service',
+                            'pdb2: RW; nothing to change',
+                            'pdb3: replica of pdb2, none (no receiver); write replication.conf']
+    assert out['problems'] == ['pdb3: its WAL receiver towards pdb2 is none (no receiver)']
+    results['pdb3']['receiver'] = 'startup,streaming'
+    assert sw.rejoin_report(results, 'pdb1', 'pdb2')['problems'] == []
+
+
+def test_rejoin_report_a_node_that_did_not_answer_or_a_new_rw_that_is_not_is_a_problem():
+    out = sw.rejoin_report({'pdb1': {'skipped': True}, 'pdb2': {'role': 'replica', 'receiver': 'streaming'},
+                            'pdb3': None}, 'pdb1', 'pdb2')
+    assert out['problems'] == ['pdb1: no answer (did not run)', 'pdb2: is replica, not the RW',
+                               'pdb3: no answer (did not run)']
