@@ -18,6 +18,10 @@ def lock_records(queries, discovered=None):
         raise AnsibleFilterError(e.msg)
 
 
+def lock_read_free(reads, nodes):
+    return operation_lock.read_free(reads, nodes)
+
+
 def lock_decision(queries, operation, run_id=None, takeover=False):
     return operation_lock.inspect_decision(queries, operation, run_id, takeover)
 
@@ -34,6 +38,7 @@ class FilterModule(object):
     def filters(self):
         return {
             'lock_records': lock_records,
+            'lock_read_free': lock_read_free,
             'lock_decision': lock_decision,
             'lock_answers': lock_answers,
             'lock_outcome': lock_outcome,

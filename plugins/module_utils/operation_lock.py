@@ -404,6 +404,21 @@ def ensure_lock(store, cluster, state='query', operation=None, params=None, owne
                        lock=None, previous=None, lock_file=store.where(cluster))
 
 
+# The option a module that reads a node anyway takes to read the lock too
+# (doc fragment polardb.stack.operation_lock_read).
+READ_ARGUMENT_SPEC = dict(type='dict', options=dict(
+    cluster=dict(type='str', required=True),
+    lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
+))
+
+
+def read_record(option, store=None):
+    """What ``state=query`` (no wait) returns for the ``operation_lock`` option."""
+    found = ensure_lock(store or FileLeaseStore(option['lock_dir']), option['cluster'], state='query')
+    found.pop('diff', None)
+    return found
+
+
 def _wait_for_version(store, cluster, clock, version, wait):
     """Read until the record is ``version`` again (None: no record), at most
     ``wait`` seconds: a run that raced for the lock and lost gives back what it took."""
@@ -441,10 +456,22 @@ def quorum(cluster_nodes):
     return len(cluster_nodes) // 2 + 1
 
 
+def read_free(reads, nodes):
+    """True when this run's earlier reads (``{node: registered result with
+    operation_lock}``) saw every node of ``nodes`` without a record: the lock
+    role then need not read again. A node not read, or holding one, is False."""
+    for node in nodes:
+        found = ((reads or {}).get(node) or {}).get('operation_lock')
+        if not isinstance(found, dict) or found.get('lock') is not None:
+            return False
+    return True
+
+
 def lock_records(queries, discovered=None):
     """``{node: what the node holds}`` for ``inspect_decision``: each node's
     registered ``state=query`` result, or, where that task was skipped, the
-    ``operation_lock`` that cluster_info read on the node in the discovery.
+    ``operation_lock`` that an earlier module run of this run read on the node
+    (cluster_info in the discovery, node_info in the preflight).
     A node read by neither is an error: never taken for a free lock."""
     out = {}
     for node, query in (queries or {}).items():

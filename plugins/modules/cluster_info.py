@@ -49,23 +49,6 @@ options:
         description: Port of the engine.
         type: int
         default: 5432
-  operation_lock:
-    description:
-      - Also read the record of the cluster's operation lock that this host keeps, as
-        M(polardb.stack.operation_lock) with O(polardb.stack.operation_lock#module:state=query) and no wait
-        returns it, in RV(operation_lock).
-      - Why here - a lifecycle playbook reads the lock on every node right after the discovery; run on every node
-        (O(nodes) given to one of them, empty on the others), this module does both in one module run per node.
-    type: dict
-    suboptions:
-      cluster:
-        description: Name of the cluster.
-        type: str
-        required: true
-      lock_dir:
-        description: Directory of the lock records.
-        type: path
-        default: /var/lib/polardb-stack/locks
   max_lag_bytes:
     description:
       - When set, a replica whose replay lags more than this many bytes behind
@@ -94,6 +77,7 @@ extends_documentation_fragment:
   - polardb.stack.attributes
   - polardb.stack.attributes.read_only
   - polardb.stack.connection
+  - polardb.stack.operation_lock_read
 notes:
   - Timeline of a primary - the timeline of its current WAL file; of a replica -
     C(received_tli) of its WAL receiver, else the timeline of its last restartpoint.
@@ -253,8 +237,7 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
-    DEFAULT_LOCK_DIR, FileLeaseStore, ensure_lock)
+from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import READ_ARGUMENT_SPEC, read_record
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
@@ -290,21 +273,15 @@ def main():
         wait_seconds=dict(type='int', default=0),
         wait_for_rw=dict(type='str'),
         wait_for_streaming=dict(type='list', elements='str', default=[]),
-        operation_lock=dict(type='dict', options=dict(
-            cluster=dict(type='str', required=True),
-            lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
-        )),
+        operation_lock=READ_ARGUMENT_SPEC,
     )
     argument_spec.update(sql.connection_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     sql.ensure_driver(module)
     params = module.params
     result = dict(changed=False, cluster=None, waited=dict(arrived=True, attempts=0, seconds=0.0))
-    lock = params['operation_lock']
-    if lock:
-        found = fail_on_error(module, ensure_lock, FileLeaseStore(lock['lock_dir']), lock['cluster'], state='query')
-        found.pop('diff', None)
-        result['operation_lock'] = found
+    if params['operation_lock']:
+        result['operation_lock'] = fail_on_error(module, read_record, params['operation_lock'])
     if params['nodes']:
         result['cluster'], result['waited'] = fail_on_error(
             module, wait_for, lambda: discover(params), params['wait_seconds'],

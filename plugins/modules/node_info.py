@@ -118,6 +118,7 @@ options:
 extends_documentation_fragment:
   - polardb.stack.attributes
   - polardb.stack.attributes.read_only
+  - polardb.stack.operation_lock_read
 notes:
   - Runs as root (it reads the LUN's first MiB and its reservations).
 seealso:
@@ -183,8 +184,17 @@ listening:
   returned: always
   type: dict
   sample: {"5432": true}
+operation_lock:
+  description:
+    - This host's record of the lock, as M(polardb.stack.operation_lock) returns it with
+      O(polardb.stack.operation_lock#module:state=query) - C(lock) (null when free), C(previous), C(lock_file),
+      C(expired), C(expires_in), C(waited) (V(0)), C(renewed_while_waiting) (V(false)).
+  returned: when O(operation_lock) is given and could be read
+  type: dict
+  sample: {lock: null, previous: null, lock_file: /var/lib/polardb-stack/locks/demo.json, expired: null,
+           expires_in: null, waited: 0.0, renewed_while_waiting: false}
 errors:
-  description: Why a section could not be read, by section (V(lun), V(instance), V(fence)).
+  description: Why a section could not be read, by section (V(lun), V(instance), V(fence), V(operation_lock)).
   returned: always
   type: dict
   sample: {lun: "No device with WWID 600140512345678900000000000000a1 on pdb1 ..."}
@@ -201,6 +211,7 @@ from ansible_collections.polardb.stack.plugins.module_utils import filesystem
 from ansible_collections.polardb.stack.plugins.module_utils.fencing import ensure_fence
 from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
 from ansible_collections.polardb.stack.plugins.module_utils.lun import MULTIPATH_CHOICES, HostFiles, find_lun
+from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import READ_ARGUMENT_SPEC, read_record
 from ansible_collections.polardb.stack.plugins.module_utils.node_info import (
     installed_packages, listening_ports, read_sections, read_tables)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner
@@ -224,6 +235,7 @@ def argument_spec():
         ), required_if=[('driver', 'command', ('command',))]),
         packages=dict(type='list', elements='str', default=[]),
         ports=dict(type='list', elements='int', default=[]),
+        operation_lock=READ_ARGUMENT_SPEC,
     )
 
 
@@ -243,6 +255,8 @@ def main():
         readers['instance'] = lambda: from_params(runner, params['instance']).info(params['instance']['service'])
     if params['fence']:
         readers['fence'] = lambda: ensure_fence(runner, host, state='query', check_mode=True, **params['fence'])['fence']
+    if params['operation_lock']:
+        readers['operation_lock'] = lambda: read_record(params['operation_lock'])
     found, errors = read_sections(readers)
     listening = listening_ports(read_tables()) if params['ports'] else set()
     module.exit_json(changed=False, packages=installed_packages(runner, params['packages']), errors=errors,

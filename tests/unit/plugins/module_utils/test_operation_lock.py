@@ -539,3 +539,19 @@ def test_lock_records_take_the_query_else_the_discovery_and_never_assume_free():
     assert 'not read' in e.value.msg
     with pytest.raises(PolarDBError):
         ol.lock_records({'pdb1': {'skipped': True}})
+
+
+def test_read_free_only_when_every_node_was_read_without_a_record():
+    free = {'operation_lock': {'lock': None}}
+    held = {'operation_lock': {'lock': {'owner': {'run_id': 'r0'}}}}
+    assert ol.read_free({'pdb1': free, 'pdb2': free}, ['pdb1', 'pdb2']) is True
+    assert ol.read_free({'pdb1': free, 'pdb2': held}, ['pdb1', 'pdb2']) is False
+    assert ol.read_free({'pdb1': free}, ['pdb1', 'pdb2']) is False  # pdb2 not read
+    assert ol.read_free({'pdb1': {'errors': {'operation_lock': 'corrupt'}}}, ['pdb1']) is False
+    assert ol.read_free({}, ['pdb1']) is False
+
+
+def test_read_record_is_a_query_without_diff(store, clock):
+    lock(store, clock)
+    found = ol.read_record({'cluster': 'demo', 'lock_dir': None}, store=store)
+    assert found['lock']['owner'] == RUN_A and 'diff' not in found and found['waited'] == 0.0
