@@ -11,6 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import pwd
+import shutil
 import subprocess
 
 
@@ -97,6 +100,42 @@ class CommandRunner(object):
 
     def which(self, name, required=False):
         return self.module.get_bin_path(name, required=required)
+
+
+class ProcessRunner(object):
+    """CommandRunner's interface without Ansible: for the cluster manager's
+    agent, a service on the host. Every command is bounded by ``timeout``."""
+
+    def __init__(self, timeout=30):
+        self.timeout = timeout
+        self.executed = []
+
+    def run(self, argv, check=True, data=None, environ=None, cwd=None, become_user=None):
+        self.executed = (self.executed + [' '.join(argv)])[-20:]
+        env = dict(os.environ, **(environ or {})) if environ else None
+        # as another user without runuser: no PAM session (and no journal lines) every round
+        ids = {}
+        if become_user:
+            pw = pwd.getpwnam(become_user)
+            ids = {'user': pw.pw_uid, 'group': pw.pw_gid, 'extra_groups': []}
+            env = dict(env or os.environ, HOME=pw.pw_dir, USER=become_user, LOGNAME=become_user)
+        try:
+            proc = subprocess.run(list(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=None if data is not None else subprocess.DEVNULL,
+                                  cwd=cwd, env=env, timeout=self.timeout, universal_newlines=True, check=False, **ids)
+        except subprocess.TimeoutExpired:
+            raise PolarDBError('command timed out after %s s: %s' % (self.timeout, ' '.join(argv)), cmd=list(argv))
+        except OSError as e:
+            raise PolarDBError('command failed to start: %s: %s' % (' '.join(argv), e), cmd=list(argv))
+        if check and proc.returncode != 0:
+            raise command_failed(argv, proc.returncode, proc.stdout, proc.stderr)
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def which(self, name, required=False):
+        path = shutil.which(name)
+        if required and not path:
+            raise PolarDBError('%s not found in PATH' % name)
+        return path
 
 
 def fail_on_error(module, func, *args, **kwargs):

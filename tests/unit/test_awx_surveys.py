@@ -57,6 +57,7 @@ EXPECTED_VARIABLES = {
     'remove_node': ['cluster', 'node', 'wipe'],
     'expand_storage': ['cluster', 'size'],
     'migrate_node': ['cluster', 'node', 'to_host', 'wipe'],
+    'ha': ['cluster', 'state', 'reason'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_allow_downgrade'}
