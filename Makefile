@@ -22,7 +22,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
 .PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
-        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-day2 clean
+        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-ha-auto bench-day2 clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -189,12 +189,17 @@ docs-site: venv ## HTML documentation of the modules and plugins (antsibull-docs
 	fi
 	echo "documentation site: $(DOCS_SITE)/build/html/index.html ($$(grep -c . $(DOCS_SITE)/warnings.log || true) offline warnings in $(DOCS_SITE)/warnings.log)"
 
-bench: bench-ha bench-day2 ## all benchmarks (results in docs/benchmarks/, summary in docs/benchmarks.md)
+bench: bench-ha bench-ha-auto bench-day2 ## all benchmarks (results in docs/benchmarks/, summary in docs/benchmarks.md)
 
 bench-ha: venv ## HA benchmark on the lab: 10 switchovers idle and 10 under pgbench, 3 converges, 5 failovers, a client writing throughout
 	$(MAKE) lab-up create
 	$(VENV)/bin/python tests/bench/bench_ha.py
 	$(VENV)/bin/python tests/bench/benchmarks_doc.py
+
+bench-ha-auto: venv ## automatic failover benchmark on the lab: the manager enabled, 10 power-offs and 5 isolations of the RW, 4 cases that must not fail over, a client writing throughout
+	$(MAKE) lab-up create
+	$(VENV)/bin/python tests/bench/bench_ha_auto.py
+	$(VENV)/bin/python tests/bench/ha_auto_doc.py
 
 bench-day2: venv ## day-2 benchmark on the lab: refresh_params, restart, minor_upgrade, remove/add/migrate/expand, a client writing throughout; 4 clusters by one fleet run
 	# the fleet clusters' LUNs come with the lab: a new lab with them

@@ -277,6 +277,7 @@ class Agent(object):
         if self.etcd_ok is False:
             self.log('etcd back')
         self.etcd_ok = True
+        self.demoted = False  # a later loss of etcd stops the engine again
         return report
 
     def _maybe_demote(self, report):
@@ -446,8 +447,10 @@ def agent_from_config(cfg, log):
     nodes = cfg['nodes']
 
     def unit_active():
-        unit = instance.unit(eng['service'])
-        return unit['active'] if unit else None
+        # running, or being (re)started: "activating" covers systemd's restart of a crashed
+        # engine (Restart=on-failure), which the manager waits for before failing over
+        res = runner.run(['systemctl', 'show', '--property=ActiveState', '--value', '--', eng['service']], check=False)
+        return (res.stdout or '').strip() in ('active', 'activating', 'reloading') if res.rc == 0 else None
 
     def reachable(host, port):
         return tcp_reachable(host, port, float(cfg.get('probe_timeout', 1)))

@@ -51,7 +51,8 @@ def report_of(node, state, error, unit_active, now):
     """The ``members/<node>`` document from one probe of the engine.
 
     ``state``: node_state() of the probe, or None when the engine did not
-    answer (``error`` says why); ``unit_active``: the engine's systemd unit."""
+    answer (``error`` says why); ``unit_active``: whether the engine's systemd unit
+    runs or is being (re)started."""
     doc = {'node': node, 'updated': round(now, 3), 'agent_version': AGENT_VERSION,
            'unit_active': unit_active}
     if state is None:

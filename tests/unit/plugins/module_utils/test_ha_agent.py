@@ -160,12 +160,23 @@ def test_no_fence_driver_means_no_automatic_failover():
     assert any('no fence driver' in m for m in lab.logs)
 
 
-def test_an_rw_cut_off_from_etcd_stops_its_engine_once(lab):
+def test_an_rw_cut_off_from_etcd_stops_its_engine_once_per_loss(lab):
     lab.gw.down.update(lab.gw.endpoints)
+    lab.engines['pdb1'].role = 'primary'
     lab.rounds(4, nodes=['pdb1'])
     assert ('pdb1', 'stop_engine', None) not in lab.did  # 4 s: its lease (6 s) may still hold
+    lab.engines['pdb1'].role = 'primary'  # stop_engine leaves it down: up again for the next rounds
     lab.rounds(3, nodes=['pdb1'])
     assert lab.did.count(('pdb1', 'stop_engine', None)) == 1
+    lab.engines['pdb1'].role = 'primary'
+    lab.rounds(2, nodes=['pdb1'])
+    assert lab.did.count(('pdb1', 'stop_engine', None)) == 1  # once for this loss
+    lab.gw.down.clear()
+    lab.rounds(2, nodes=['pdb1'])
+    lab.gw.down.update(lab.gw.endpoints)
+    lab.engines['pdb1'].role = 'primary'
+    lab.rounds(7, nodes=['pdb1'])
+    assert lab.did.count(('pdb1', 'stop_engine', None)) == 2  # and again for the next one
 
 
 def test_a_replica_cut_off_from_etcd_keeps_its_engine(lab):
@@ -213,3 +224,14 @@ def test_a_failed_fence_does_not_promote(lab):
     assert not any('pg_promote' in s for s in lab.engines['pdb2'].sql)
     fo = lab.get(K['failover'])
     assert fo['state'] == 'decided' and 'array refused' in fo['error']
+
+
+def test_a_playbook_holding_the_lock_keeps_the_manager_from_failing_over(lab):
+    lock = {'operation': 'restart', 'expires_in': 20.0}
+    for agent in lab.agents.values():
+        agent.read_lock = lambda: lock
+    lab.engines['pdb1'].role = None  # the playbook stopped the RW on purpose
+    lab.rounds(10)
+    assert lab.get(K['members'] + 'pdb2')['lock'] == lock
+    assert lab.did == [] and lab.get(K['failover']) is None
+    assert any('operation lock is held by restart' in m for m in lab.logs), lab.logs
