@@ -9,11 +9,11 @@ healthy 3-node cluster:
 3. no failover when the RW's agent freezes (its lease expires, its engine still
    answers), when the RW's etcd member stops, nor when the RW's engine crashes
    (its unit restarts it in place);
-4. the RW's host loses power, then (the next RW's) is cut off the network, with
-   a client writing: without any playbook a replica is promoted, nothing
-   acknowledged is lost, the other replica follows it; once back, the old RW
-   accepts no writes (fenced; cut off, its agent also stopped its engine);
-   status.yml shows the failover; rebuild_node.yml brings the old RW back;
+4. the RW's host is cut off the network with a client writing: without any
+   playbook a replica is promoted, nothing acknowledged is lost, the other
+   replica follows it; once back, the old RW accepts no writes (fenced, and its
+   own agent stopped its engine); status.yml shows the failover (and the
+   manager); rebuild_node.yml brings the old RW back;
 5. paused, then disabled: the pause is in etcd; the agents stop and their keys go.
 Timings are printed, never asserted."""
 import json
@@ -51,6 +51,7 @@ def wait_for(what, probe, timeout=60, interval=0.5, until=bool):
 # every playbook here keeps synchronous replication on: a quorum of one replica has
 # every acknowledged write, so the manager's choice loses nothing
 SYNC = ('-e', 'polardb_synchronous_replicas=1')
+STATE = {}
 
 
 def test_enabled_runs_etcd_and_an_agent_per_node(playbook, ssh, lab_hosts):
@@ -101,7 +102,7 @@ def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engi
     try:
         # its lease (6 s) expires: the leader key goes, the manager probes the RW and finds it answering
         wait_for('the frozen agent\'s keys to expire', lambda: 'leader' not in etcd_keys(ssh, lab_hosts), timeout=30)
-        time.sleep(8)
+        time.sleep(4)  # the manager decides within a round or two of that
         keys = etcd_keys(ssh, lab_hosts)
         assert 'failover' not in keys and history(keys) == earlier, keys
         assert the_rw(ssh, lab_hosts) == rw
@@ -110,7 +111,7 @@ def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engi
     wait_for('the leader key back', lambda: etcd_keys(ssh, lab_hosts).get('leader', {}).get('node') == rw, timeout=30)
     ssh(rw, 'systemctl stop etcd')
     try:
-        time.sleep(10)
+        time.sleep(8)  # longer than the agents' lease
         keys = etcd_keys(ssh, lab_hosts, host=[h for h in lab_hosts if h != rw][0])
         assert keys['leader']['node'] == rw, keys
         # every agent still reports (the lab's hosts share the machine's clock)
@@ -123,13 +124,16 @@ def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engi
     ssh(rw, 'systemctl kill --signal=SIGKILL --kill-whom=main polardb@demo.service')
     time.sleep(3)
     wait_for('the crashed RW back', lambda: sql(ssh, rw, 'select pg_is_in_recovery()', check=False) == 'f', timeout=60)
-    time.sleep(5)
+    time.sleep(3)
     keys = etcd_keys(ssh, lab_hosts)
     assert 'failover' not in keys and history(keys) == earlier, keys
     assert the_rw(ssh, lab_hosts) == rw
 
 
-@pytest.mark.parametrize('action', ['poweroff', 'isolate'])
+# Cut off the network, not powered off: the same failover for the manager, plus the
+# old RW's own agent stopping its engine (power cuts: make bench-ha-auto, 10 runs;
+# CI has no time for both)
+@pytest.mark.parametrize('action', ['isolate'])
 def test_the_rw_host_lost_is_failed_over_by_the_manager(playbook, ssh, lab, lab_hosts, writer, action):
     old = the_rw(ssh, lab_hosts)
     survivors = sorted(h for h in lab_hosts if h != old)
@@ -154,11 +158,7 @@ def test_the_rw_host_lost_is_failed_over_by_the_manager(playbook, ssh, lab, lab_
         assert keys['rw']['node'] == new and keys['leader']['node'] == new
         writer.stop()
         assert writer.missing() == []
-        if action == 'poweroff':
-            # its recap counts the powered-off host as unreachable (rc 4); it reports all the same
-            status = playbook('status', '-e', 'cluster=demo')
-            assert 'last automatic failover: %s -> %s, done' % (old, new) in one_line(status.output), \
-                status.output[-3000:]
+        STATE['failover'] = (old, new)
     finally:
         fault(playbook, old, 'restore')
     # back, the old RW accepts no writes: fenced (a power cut: its LUN is not even mounted)
@@ -172,6 +172,15 @@ def test_the_rw_host_lost_is_failed_over_by_the_manager(playbook, ssh, lab, lab_
     run = playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + old, *SYNC)
     assert run.rc == 0, run.output[-5000:]
     streams_from(ssh, old, lab_hosts[new]['ansible_host'])
+
+
+def test_status_shows_the_manager_and_the_last_failover(playbook):
+    run = playbook('status', '-e', 'cluster=demo')
+    assert run.rc == 0, run.output[-3000:]
+    out = one_line(run.output)
+    assert 'manager not paused' in out and 'etcd: 3 members' in out and '3/3 endpoints answer' in out
+    if 'failover' in STATE:
+        assert 'last automatic failover: %s -> %s, done' % STATE['failover'] in out, out[-3000:]
 
 
 def test_paused_then_disabled(playbook, ssh, lab_hosts):
