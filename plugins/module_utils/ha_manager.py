@@ -31,6 +31,7 @@ import json
 
 from ansible_collections.polardb.stack.plugins.module_utils.etcd import EtcdError
 from ansible_collections.polardb.stack.plugins.module_utils.failover import lsn_int
+from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import CLUSTER_RE
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 STATES = ('query', 'enabled', 'paused')
@@ -123,6 +124,10 @@ def ensure_state(etcd, namespace, cluster, state, now, by=None, reason=None, che
     it is (its author and time stay); resuming removes it."""
     if state not in STATES:
         raise PolarDBError('unknown state %r (one of %s)' % (state, ', '.join(STATES)))
+    # the name is part of every key: one the collection cannot have would read or pause
+    # under a prefix of its own (the lock's check, which the module documents)
+    if not CLUSTER_RE.match('%s' % cluster):
+        raise PolarDBError('invalid cluster name %r: must match %s' % (cluster, CLUSTER_RE.pattern))
     key = keys(namespace, cluster)['paused']
     current = etcd.get(key)
     before = json.loads(current['value']) if current else None

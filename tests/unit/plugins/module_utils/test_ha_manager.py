@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.polardb.stack.plugins.module_utils import ha_manager as hm
 from ansible_collections.polardb.stack.plugins.module_utils.etcd import Etcd
+from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 from .fake_etcd import FakeEtcd
 
@@ -214,3 +215,12 @@ def test_a_leader_key_outliving_its_silent_agent_does_not_delay_the_failover():
 def test_a_stale_primary_report_is_not_recorded_as_the_rw():
     v = view({'pdb1': rep('primary', age=4.0), 'pdb2': rep('primary')}, leader='pdb1', rw='pdb2')
     assert hm.decide(v, 'pdb3', CFG, NOW, {}) is None
+
+
+@pytest.mark.parametrize('name', ['', 'Demo', 'demo/x', '../demo', 'a' * 32])
+def test_a_cluster_name_the_collection_cannot_have_is_refused_before_etcd_is_asked(name):
+    gw = FakeEtcd()
+    with pytest.raises(PolarDBError) as e:
+        hm.ensure_state(Etcd(gw.endpoints, transport=gw), '/ns', name, 'paused', NOW)
+    assert 'invalid cluster name' in e.value.msg
+    assert gw.calls == []
