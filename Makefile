@@ -22,7 +22,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
 .PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
-        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-ha-auto bench-day2 clean
+        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-ha-auto bench-day2 clean \
+        k8s-build k8s-up k8s-down k8s-test
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -47,6 +48,23 @@ lab-down: venv ## Remove everything the lab made (containers, loops, array, brid
 
 lab-fault: venv ## HOST=<name> ACTION=poweroff|isolate|restore
 	$(PLAYBOOK) lab/lab.yml $(LAB_EXTRA) -e lab_state=fault -e lab_fault_host=$(HOST) -e lab_fault_action=$(ACTION)
+
+K8S_LAB := $(BIN)/python lab/k8s/k8s_lab.py
+
+k8s-build: ## Build kube-apiserver, kube-controller-manager, kubectl and etcd from Go modules (once: cached in /var/cache/polardb-stack/k8s by version)
+	lab/k8s/build.sh
+
+k8s-up: venv k8s-build ## Start the lab's Kubernetes control plane on 127.0.0.1:16443; `$(K8S_LAB) env` prints its KUBECONFIG
+	$(K8S_LAB) up
+
+k8s-down: venv ## Stop the lab's Kubernetes control plane and remove its state
+	$(K8S_LAB) down
+
+k8s-test: k8s-up ## Tests of the Kubernetes API as control plane (CRD, module, Lease lock, inventory plugin, RBAC); stops the control plane after
+	status=0
+	pytest -v -p no:cacheprovider --durations=5 tests/integration/test_k8s_api.py || status=$$?
+	$(K8S_LAB) down
+	exit $$status
 
 create: venv ## Create (or converge) cluster $(CLUSTER) from the inventory
 	$(PLAYBOOK) playbooks/create_cluster.yml -e cluster=$(CLUSTER)
@@ -86,14 +104,14 @@ static-low-priority:
 	# their own, with the lowest autogroup weight, they yield to the lab.
 	setsid -w sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 $(MAKE) --no-print-directory static'
 
-static: lint changelog docs-site galaxy ee sanity units ## The checks that need no lab
+static: lint changelog docs-site galaxy ee sanity units k8s-test ## The checks that need no lab host (and the Kubernetes API tests)
 
 lint: venv ## yamllint, ansible-lint (production profile), shellcheck of the shell scripts
 	# all three run, so one pass shows every problem; any failure fails the target
 	status=0
 	yamllint -s . || status=1
 	ansible-lint --profile production || status=1
-	shellcheck -x .ci/run tests/run-* || status=1
+	shellcheck -x .ci/run tests/run-* lab/k8s/build.sh || status=1
 	exit $$status
 
 changelog: venv ## Lint the changelog and its fragments; check that CHANGELOG.rst is generated from it

@@ -125,8 +125,23 @@ options:
     description: Directory of the lock files; created (0700) when missing.
     type: path
     default: /var/lib/polardb-stack/locks
+  store:
+    description:
+      - V(file) - the record is a file on this node (O(lock_dir)).
+      - V(kubernetes) - the cluster is declared in Kubernetes - the record is the C(coordination.k8s.io/v1) Lease
+        C(polardb-lock-<cluster>) in O(k8s_namespace), read and written through kubernetes.core's client (the
+        connection options below). The compare-and-swap is the API server's (resourceVersion, 409 Conflict) and expiry
+        is judged by the API server's clock (the Date of its answers), so one task on the controller is the whole lock -
+        no majority of nodes.
+    type: str
+    choices: [file, kubernetes]
+    default: file
+  k8s_namespace:
+    description: Namespace of the Lease (the namespace of the cluster's resource), with O(store=kubernetes).
+    type: str
 extends_documentation_fragment:
   - polardb.stack.attributes
+  - polardb.stack.k8s_auth
 attributes:
   check_mode:
     support: full
@@ -275,11 +290,30 @@ lock_file:
   sample: /var/lib/polardb-stack/locks/demo.json
 '''
 
+import copy
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_api import KubeApi
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_lease import K8sLeaseStore
 from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
     DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_DIR, STATES, FileLeaseStore, ensure_lock)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import fail_on_error
+
+
+def kubernetes_store(module):
+    p = module.params
+    if not p['k8s_namespace']:
+        module.fail_json(msg='store=kubernetes needs k8s_namespace (the namespace of the cluster\'s resource)')
+    auth = dict((k, p[k]) for k in AUTH_ARG_SPEC if p.get(k) is not None)
+    try:
+        client = get_api_client(**auth)
+    except CoreException as e:
+        module.fail_json(msg='cannot connect to the Kubernetes API: %s' % e)
+    return K8sLeaseStore(KubeApi(client), p['k8s_namespace'], client.configuration.host)
 
 
 def main():
@@ -301,6 +335,9 @@ def main():
             takeover=dict(type='bool', default=False),
             wait=dict(type='int', default=0),
             lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
+            store=dict(type='str', default='file', choices=['file', 'kubernetes']),
+            k8s_namespace=dict(type='str'),
+            **copy.deepcopy(AUTH_ARG_SPEC)
         ),
         required_if=[
             ('state', 'acquired', ('operation', 'owner')),
@@ -310,7 +347,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = fail_on_error(module, ensure_lock, FileLeaseStore(p['lock_dir']), check_mode=module.check_mode, **p)
+    args = dict((k, v) for k, v in p.items() if k not in AUTH_ARG_SPEC and k not in ('store', 'k8s_namespace'))
+    if p['store'] == 'kubernetes':
+        store = kubernetes_store(module)
+        result = fail_on_error(module, ensure_lock, store, check_mode=module.check_mode, clock=store.clock, **args)
+    else:
+        result = fail_on_error(module, ensure_lock, FileLeaseStore(p['lock_dir']), check_mode=module.check_mode, **args)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

@@ -23,8 +23,10 @@ ROLES = os.path.join(ROOT, 'roles')
 JOB_TEMPLATES = os.path.join(ROOT, 'docs', 'awx', 'job_templates.yml')
 
 # playbooks that are not lifecycle operations: no job template, no survey
-# (fleet runs the others per cluster; in AWX a workflow job template does that)
-NOT_LIFECYCLE = {'dsn', 'fleet'}
+# (fleet runs the others per cluster; in AWX a workflow job template does that;
+# k8s_setup installs the CRD and RBAC once, as a Kubernetes administrator, not
+# as the service account AWX's jobs run as)
+NOT_LIFECYCLE = {'dsn', 'fleet', 'k8s_setup'}
 
 # AWX's JobTemplateSurveySpec.ALLOWED_TYPES: question type -> type of a non-empty default
 ALLOWED_TYPES = {
