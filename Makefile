@@ -22,7 +22,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 1
 
 .PHONY: help venv lab-up lab-down lab-fault demo create status switchover failover destroy dsn param-catalog \
-        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-ha-auto bench-day2 clean \
+        test static static-low-priority lint changelog galaxy ee sanity units unit integration molecule bench bench-ha bench-ha-auto bench-day2 bench-k8s clean \
         k8s-build k8s-up k8s-down k8s-test
 
 help:
@@ -104,7 +104,9 @@ static-low-priority:
 	# their own, with the lowest autogroup weight, they yield to the lab.
 	setsid -w sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 $(MAKE) --no-print-directory static'
 
-static: lint changelog docs-site galaxy ee sanity units k8s-test ## The checks that need no lab host (and the Kubernetes API tests)
+# k8s-build first: the lab's Kubernetes tests (test_k8s_reconcile) need its binaries, and a
+# first build (about 9 min on 2 cores) fits while the lab boots
+static: k8s-build lint changelog docs-site galaxy ee sanity units k8s-test ## The checks that need no lab host (and the Kubernetes API tests)
 
 lint: venv ## yamllint, ansible-lint (production profile), shellcheck of the shell scripts
 	# all three run, so one pass shows every problem; any failure fails the target
@@ -207,7 +209,7 @@ docs-site: venv ## HTML documentation of the modules and plugins (antsibull-docs
 	fi
 	echo "documentation site: $(DOCS_SITE)/build/html/index.html ($$(grep -c . $(DOCS_SITE)/warnings.log || true) offline warnings in $(DOCS_SITE)/warnings.log)"
 
-bench: bench-ha bench-ha-auto bench-day2 ## all benchmarks (results in docs/benchmarks/, summary in docs/benchmarks.md)
+bench: bench-ha bench-ha-auto bench-day2 bench-k8s ## all benchmarks (results in docs/benchmarks/, summary in docs/benchmarks.md)
 
 bench-ha: venv ## HA benchmark on the lab: 10 switchovers idle and 10 under pgbench, 3 converges, 5 failovers, a client writing throughout
 	$(MAKE) lab-up create
@@ -218,6 +220,11 @@ bench-ha-auto: venv ## automatic failover benchmark on the lab: the manager enab
 	$(MAKE) lab-up create
 	$(VENV)/bin/python tests/bench/bench_ha_auto.py
 	$(VENV)/bin/python tests/bench/ha_auto_doc.py
+
+bench-k8s: venv ## Kubernetes benchmark on the lab: control plane start, a declared cluster to Running, no-op reconciles, switchovers by spec.primary
+	$(MAKE) lab-up create
+	$(VENV)/bin/python tests/bench/bench_k8s.py
+	$(VENV)/bin/python tests/bench/k8s_doc.py
 
 bench-day2: venv ## day-2 benchmark on the lab: refresh_params, restart, minor_upgrade, remove/add/migrate/expand, a client writing throughout; 4 clusters by one fleet run
 	# the fleet clusters' LUNs come with the lab: a new lab with them

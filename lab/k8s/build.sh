@@ -17,6 +17,10 @@ export GOPROXY GOFLAGS=-mod=mod CGO_ENABLED=0
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 
 bin_dir="$K8S_CACHE/$K8S_VERSION-etcd-$ETCD_VERSION/bin"
+# one build at a time: make test builds beside the lab's tests, which may ask for the binaries meanwhile
+mkdir -p "$K8S_CACHE"
+exec 9>"$K8S_CACHE/.build.lock"
+flock 9
 wanted=(kube-apiserver kube-controller-manager kubectl etcd)
 missing=0
 for b in "${wanted[@]}"; do [[ -x $bin_dir/$b ]] || missing=1; done

@@ -88,6 +88,12 @@ def spec_changes(existing, desired):
     return changes
 
 
+def status_changes(existing, status):
+    """The status fields ``status`` (a merge patch) would change; the heartbeat is not a change."""
+    old = (existing or {}).get('status') or {}
+    return sorted(k for k, v in status.items() if k != 'heartbeat' and old.get(k) != v)
+
+
 def _nodes_differ(old, new):
     def norm(n):
         return (n.get('name'), n.get('host'), ('%s' % n.get('wwid')).lower(), int(n.get('port') or DEFAULT_PORT),

@@ -49,10 +49,18 @@ options:
   state:
     description:
       - V(present) creates the resource or makes its spec say what the options say (options not given are kept);
-        V(absent) deletes it; V(query) only reads it.
+        V(absent) deletes it; V(query) only reads it; V(status) writes O(status) into its status (the reconciler's
+        write; the spec options are ignored).
     type: str
-    choices: [present, absent, query]
+    choices: [present, absent, query, status]
     default: present
+  status:
+    description:
+      - With O(state=status), the status fields to write (a merge patch of the status subresource - fields not given
+        are kept, a field set to null is removed), for example C(phase), C(rw), C(instances), C(lastOperation).
+      - C(heartbeat) alone does not count as a change - a converged cluster's reconcile writes only it and reports
+        no change.
+    type: dict
   primary:
     description: Name of the node that should be the read-write node (on a running cluster, a different name is a switchover).
     type: str
@@ -191,7 +199,9 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.runner import 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.service import K8sService
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import Waiter
 from ansible_collections.polardb.stack.plugins.module_utils import k8s_resource
-from ansible_collections.polardb.stack.plugins.module_utils.k8s_api import API_VERSION, KIND
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_api import (
+    API_VERSION, KIND, MERGE_PATCH, KubeApi, check, cluster_path)
+from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 
 def argument_spec():
@@ -199,7 +209,8 @@ def argument_spec():
     spec.update(
         name=dict(type='str', required=True),
         namespace=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'absent', 'query']),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'query', 'status']),
+        status=dict(type='dict'),
         primary=dict(type='str'),
         replicas=dict(type='int'),
         nodes=dict(type='list', elements='dict', options=dict(
@@ -252,6 +263,18 @@ def main():
                 result.update(changed=True, method=done.get('method'))
                 if module._diff:
                     result['diff'] = dict(before=existing.get('spec') or {}, after=obj.get('spec') or {})
+        elif p['state'] == 'status':
+            if not existing:
+                module.fail_json(msg='resource %s/%s does not exist: no status to write' % (p['namespace'], p['name']))
+            changes = k8s_resource.status_changes(existing, p['status'] or {})
+            result.update(changed=bool(changes), method='status', changes=changes)
+            if module._diff:
+                result['diff'] = dict(before=existing.get('status') or {}, after=p['status'] or {})
+            if not module.check_mode and (changes or 'heartbeat' in (p['status'] or {})):
+                api = KubeApi(client)
+                obj = check(api.call('PATCH', cluster_path(p['namespace'], p['name'], status=True),
+                                     dict(status=p['status']), content_type=MERGE_PATCH),
+                            'writing the status of %s/%s' % (p['namespace'], p['name']), ok=(200,))
         elif p['state'] == 'absent' and existing:
             perform_action(svc, dict(apiVersion=API_VERSION, kind=KIND,
                                      metadata=dict(name=p['name'], namespace=p['namespace'])), dict(state='absent'))
@@ -274,6 +297,8 @@ def main():
         module.exit_json(resource=obj, summary=k8s_resource.summary(obj), **result)
     except CoreException as e:
         module.fail_json(msg='%s/%s: %s' % (p['namespace'], p['name'], api_message(e)))
+    except PolarDBError as e:
+        module.fail_json(msg=e.msg, **e.details)
 
 
 def api_message(error):

@@ -19,9 +19,10 @@ ADMIN_KUBECONFIG = os.path.join(STATE, 'admin.kubeconfig')
 NAMESPACE = 'polardb-test'
 
 
-def k8s_lab(command):
+def k8s_lab(command, env=None):
+    """lab/k8s/k8s_lab.py COMMAND; ``env`` adds POLARDB_K8S_DIR / POLARDB_K8S_PORT for a second control plane."""
     proc = subprocess.run([os.path.join(VENV_BIN, 'python'), K8S_LAB, command], capture_output=True, text=True,
-                          timeout=180, check=False)
+                          timeout=180, check=False, env=dict(os.environ, **(env or {})))
     assert proc.returncode == 0, '%s %s:\n%s%s' % (K8S_LAB, command, proc.stdout, proc.stderr)
     return proc.stdout
 

@@ -60,6 +60,7 @@ EXPECTED_VARIABLES = {
     'expand_storage': ['cluster', 'size'],
     'migrate_node': ['cluster', 'node', 'to_host', 'wipe'],
     'ha': ['cluster', 'state', 'reason'],
+    'reconcile': ['cluster'],
 }
 # yes/no questions: multiple choice "false"/"true" (the playbooks read them with | bool)
 BOOLEAN_VARIABLES = {'polardb_storage_force', 'wipe', 'force', 'polardb_failover_unfenced', 'polardb_allow_downgrade'}

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: polardb.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: reconcile_plan
+author: polardb.stack developers (!UNKNOWN)
+version_added: 0.4.0
+short_description: What a reconcile of a PolarDBCluster does, and the status the engines give it
+description:
+  - From a C(PolarDBCluster) resource (as M(polardb.stack.cluster_resource) returns it) and the topology the engines
+    report (the C(cluster) result of M(polardb.stack.cluster_info)), the lifecycle operations that make the engines
+    what the resource says, in the order they run, and what stops the reconcile before any change.
+  - A change is what the spec says differently from C(status.applied) (what the last successful reconcile made true),
+    so an automatic failover is not undone; a new C(spec.primary) is a switchover.
+  - Operations not in O(supported) are refused, naming the playbook that does them.
+options:
+  _input:
+    description: The resource.
+    type: dict
+    required: true
+  topology:
+    description: The C(cluster) result of M(polardb.stack.cluster_info).
+    type: dict
+    required: true
+  supported:
+    description: The operations this reconcile runs itself.
+    type: list
+    elements: str
+    default: [switchover]
+"""
+
+EXAMPLES = r"""
+- name: Plan the reconcile
+  ansible.builtin.set_fact:
+    plan: "{{ resource | polardb.stack.reconcile_plan(polardb_topology) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The plan.
+  type: dict
+  contains:
+    steps:
+      description: C({operation, node, reason}) in the order to run them.
+      type: list
+      elements: dict
+    refused:
+      description: Why the reconcile cannot go on (empty when it can).
+      type: list
+      elements: str
+    observed:
+      description: The status fields the engines decide - C(phase), C(rw), C(ready), C(instances).
+      type: dict
+    applied:
+      description: What the spec makes true once every step ran (the next C(status.applied)).
+      type: dict
+"""
+
+from ansible_collections.polardb.stack.plugins.module_utils import reconcile
+
+
+def reconcile_status(resource, result, now, run=None, started=None, ran=None):
+    return reconcile.status_patch(resource, result, now, run=run, started=started, ran=ran or ())
+
+
+def reconcile_plan(resource, topology, supported=('switchover',)):
+    result = reconcile.plan(resource, topology)
+    for step in result['steps']:
+        if step['operation'] not in supported:
+            result['refused'].append('%s (%s) is not run by reconcile.yml yet: run playbooks/%s.yml'
+                                     % (step['operation'], step['reason'], step['operation']))
+    result['observed'] = reconcile.observed(resource, topology)
+    result['applied'] = reconcile.applied_of(resource.get('spec') or {})
+    return result
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'reconcile_plan': reconcile_plan, 'reconcile_status': reconcile_status}
