@@ -28,7 +28,8 @@ def k8s(lab, tmp_path_factory):
     subprocess.run([os.path.join(ROOT, 'lab', 'k8s', 'build.sh')], check=True, timeout=3600,
                    stdout=subprocess.DEVNULL)
     k8s_lab('up', env=K8S_ENV)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+    # no colour: make exports ANSIBLE_FORCE_COLOR=1, and the recap is read as text
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
                PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml',
                            '-e', 'polardb_k8s_namespace=' + NAMESPACE, '-e', 'polardb_k8s_kubeconfig=' + ADMIN],
