@@ -10,18 +10,14 @@ import time
 
 import pytest
 
-from k8stools import ADMIN_KUBECONFIG, NAMESPACE, Api, jwt_subject, k8s_lab, service_account_kubeconfig
+from k8stools import (ADMIN_KUBECONFIG, NAMESPACE, Api, ansible_env, jwt_subject, k8s_lab, service_account_kubeconfig,
+                      setup_namespace)
 from labtools import ROOT, VENV_BIN
 
 CLUSTERS = '/apis/stack.polardb.io/v1alpha1/namespaces/%s/polardbclusters' % NAMESPACE
 NODES = [dict(name='pdb1', host='10.213.77.11', wwid='6001405aaaaaaaaaaaaaaaaaaaaaaaaa1'),
          dict(name='pdb2', host='10.213.77.12', wwid='6001405aaaaaaaaaaaaaaaaaaaaaaaaa2'),
          dict(name='pdb3', host='10.213.77.13', wwid='6001405aaaaaaaaaaaaaaaaaaaaaaaaa3')]
-
-
-def env():
-    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
-                ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
 
 
 def module(kubeconfig, name, args, check=False, diff=False):
@@ -31,7 +27,7 @@ def module(kubeconfig, name, args, check=False, diff=False):
         argv.append('--check')
     if diff:
         argv.append('--diff')
-    e = dict(env(), ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
+    e = dict(ansible_env(), ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=e, timeout=120, check=False)
     # the JSON document, after the timing line ansible.cfg's profile_tasks prints first
     out = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index('{'):])[0]
@@ -43,23 +39,13 @@ def k8s(tmp_path_factory):
     started = time.monotonic()
     k8s_lab('up')
     print('control plane up in %.1f s' % (time.monotonic() - started))
-    admin = Api(ADMIN_KUBECONFIG)
-    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml',
-                           '-e', 'polardb_k8s_namespace=' + NAMESPACE, '-e', 'polardb_k8s_kubeconfig=' + ADMIN_KUBECONFIG],
-                          capture_output=True, text=True, cwd=ROOT, env=env(), timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     d = tmp_path_factory.mktemp('k8s')
-    ids = dict(
-        admin=admin,
-        # what reconcile.yml and the lifecycle playbooks run as: the account k8s_setup.yml made
-        reconciler=service_account_kubeconfig(admin, NAMESPACE, 'polardb-stack-reconciler', str(d / 'reconciler')),
-        # what declares clusters: bound to polardb-stack-editor only
-        editor=service_account_kubeconfig(admin, NAMESPACE, 'declarer', str(d / 'editor'), 'polardb-stack-editor'),
-        nobody=service_account_kubeconfig(admin, NAMESPACE, 'nobody', str(d / 'nobody')),
-        dir=d)
+    # reconciler: what reconcile.yml runs as (the account k8s_setup.yml made); editor: declares clusters only
+    ids = setup_namespace(ADMIN_KUBECONFIG, NAMESPACE, d)
+    ids.update(nobody=service_account_kubeconfig(ids['admin'], NAMESPACE, 'nobody', str(d / 'nobody')), dir=d)
     yield ids
     for name in ('orders', 'bad', 'twice'):
-        admin.call('DELETE', CLUSTERS + '/' + name)
+        ids['admin'].call('DELETE', CLUSTERS + '/' + name)
 
 
 def declare(k8s, name='orders', check=False, diff=False, **spec):
@@ -71,13 +57,19 @@ def declare(k8s, name='orders', check=False, diff=False, **spec):
 def test_setup_is_idempotent_and_the_definition_is_served(k8s):
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml',
                            '-e', 'polardb_k8s_namespace=' + NAMESPACE, '-e', 'polardb_k8s_kubeconfig=' + ADMIN_KUBECONFIG],
-                          capture_output=True, text=True, cwd=ROOT, env=env(), timeout=300, check=False)
+                          capture_output=True, text=True, cwd=ROOT, env=ansible_env(), timeout=300, check=False)
     assert proc.returncode == 0 and 'changed=0' in proc.stdout, proc.stdout
     status, crd = k8s['admin'].call('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/'
                                            'polardbclusters.stack.polardb.io')
     assert status == 200
     assert {c['type']: c['status'] for c in crd['status']['conditions']}['Established'] == 'True'
     assert jwt_subject(k8s['reconciler']) == 'system:serviceaccount:%s:polardb-stack-reconciler' % NAMESPACE
+    # a preview for a new namespace makes nothing
+    preview = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml', '--check',
+                              '-e', 'polardb_k8s_namespace=preview-only', '-e', 'polardb_k8s_kubeconfig=' + ADMIN_KUBECONFIG],
+                             capture_output=True, text=True, cwd=ROOT, env=ansible_env(), timeout=300, check=False)
+    assert preview.returncode == 0 and 'namespace preview-only is new' in preview.stdout, preview.stdout[-3000:]
+    assert k8s['admin'].call('GET', '/api/v1/namespaces/preview-only')[0] == 404
 
 
 def test_the_module_declares_a_cluster_in_check_mode_then_for_real_then_idempotently(k8s):
@@ -214,7 +206,7 @@ def test_two_concurrent_takers_one_wins(k8s):
         args = dict(cluster='twice', state='acquired', operation='switchover', store='kubernetes',
                     k8s_namespace=NAMESPACE, kubeconfig=k8s['reconciler'], owner=dict(run_id=run, controller='test', pid=1))
         return [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-m', 'polardb.stack.operation_lock', '-a', json.dumps(args)]
-    procs = [subprocess.Popen(argv(run), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env())
+    procs = [subprocess.Popen(argv(run), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=ansible_env())
              for run in ('run-x', 'run-y')]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     won = [o for o in outs if 'SUCCESS' in o or 'CHANGED' in o]
@@ -235,7 +227,7 @@ def test_the_inventory_plugin_gives_the_playbooks_their_groups(k8s):
     source.write_text('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n'
                       % (NAMESPACE, k8s['reconciler']))
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-inventory'), '-i', str(source), '--list'],
-                          capture_output=True, text=True, cwd=ROOT, env=env(), timeout=120, check=False)
+                          capture_output=True, text=True, cwd=ROOT, env=ansible_env(), timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     inv = plain(json.loads(proc.stdout))
     # the RW from the status, one replica (spec.replicas=1): pdb3 is not a member
@@ -248,6 +240,6 @@ def test_the_inventory_plugin_gives_the_playbooks_their_groups(k8s):
     source.write_text('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n'
                       % (NAMESPACE, k8s['nobody']))
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-inventory'), '-i', str(source), '--list'],
-                          capture_output=True, text=True, cwd=ROOT, env=dict(env(), ANSIBLE_INVENTORY_UNPARSED_FAILED='1'),
+                          capture_output=True, text=True, cwd=ROOT, env=dict(ansible_env(), ANSIBLE_INVENTORY_UNPARSED_FAILED='1'),
                           timeout=120, check=False)
     assert proc.returncode != 0 and 'HTTP 403' in proc.stderr, proc.stderr
