@@ -69,11 +69,7 @@ def reconcile_status(resource, result, now, run=None, started=None, ran=None):
 
 
 def reconcile_plan(resource, topology, supported=('switchover',)):
-    result = reconcile.plan(resource, topology)
-    for step in result['steps']:
-        if step['operation'] not in supported:
-            result['refused'].append('%s (%s) is not run by reconcile.yml yet: run playbooks/%s.yml'
-                                     % (step['operation'], step['reason'], step['operation']))
+    result = reconcile.plan(resource, topology, supported=supported)
     result['observed'] = reconcile.observed(resource, topology)
     result['applied'] = reconcile.applied_of(resource.get('spec') or {})
     return result

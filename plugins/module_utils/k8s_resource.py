@@ -18,7 +18,6 @@ import copy
 from ansible_collections.polardb.stack.plugins.module_utils.k8s_api import API_VERSION, KIND
 
 PHASES = ('Pending', 'Creating', 'Running', 'Reconciling', 'Degraded', 'Interrupted', 'Failed', 'Deleting')
-FINALIZER = 'stack.polardb.io/engines'
 DEFAULT_PORT = 5432
 
 
@@ -66,18 +65,22 @@ def update_patch(existing, desired):
     return patch
 
 
+def parameters_text(parameters):
+    """Engine parameters compared as text: 200 and '200' are the same setting."""
+    return dict((k, '%s' % v) for k, v in (parameters or {}).items())
+
+
 def spec_changes(existing, desired):
     """The spec keys whose value differs (a desired key not given is not a change)."""
     old = (existing or {}).get('spec') or {}
     new = desired.get('spec') or {}
     changes = []
     for key in sorted(new):
-        if key in ('nodes',):
+        if key == 'nodes':
             if _nodes_differ(old.get(key) or [], new[key]):
                 changes.append(key)
         elif key == 'parameters':
-            if dict((k, '%s' % v) for k, v in (old.get(key) or {}).items()) != \
-               dict((k, '%s' % v) for k, v in new[key].items()):
+            if parameters_text(old.get(key)) != parameters_text(new[key]):
                 changes.append(key)
         elif old.get(key) != new[key]:
             changes.append(key)

@@ -18,20 +18,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.polardb.stack.plugins.module_utils.k8s_resource import members
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_resource import members, parameters_text
 
 # in the order they run: the cluster first, then its shape, then its settings
 OPERATIONS = ('create_cluster', 'add_node', 'remove_node', 'switchover', 'refresh_params', 'scale',
               'minor_upgrade', 'expand_storage')
 
 
-def _params(value):
-    return dict((k, '%s' % v) for k, v in (value or {}).items())
-
-
 def applied_of(spec):
     """What a successful reconcile of ``spec`` made true (kept in status.applied)."""
-    return dict(primary=spec.get('primary'), parameters=_params(spec.get('parameters')),
+    return dict(primary=spec.get('primary'), parameters=parameters_text(spec.get('parameters')),
                 instanceClass=spec.get('class') or '', engineVersion=spec.get('engineVersion') or '',
                 storageSize=(spec.get('storage') or {}).get('size') or '')
 
@@ -41,10 +37,20 @@ def _live(topology):
     return dict((name, n) for name, n in nodes.items() if n.get('reachable'))
 
 
-def plan(resource, topology):
+def plan(resource, topology, supported=OPERATIONS):
     """The operations that make the engines what ``resource`` says: a list of
     ``{operation, node, reason}`` in the order to run them, and the problems that
-    stop a reconcile before it changes anything (``{'steps': [...], 'refused': [...]}``)."""
+    stop a reconcile before it changes anything (``{'steps': [...], 'refused': [...]}``).
+    A step whose operation is not in ``supported`` (what the caller runs itself) is refused,
+    naming its playbook."""
+    result = _plan(resource, topology)
+    result['refused'].extend('%s (%s) is not run by reconcile.yml yet: run playbooks/%s.yml'
+                             % (s['operation'], s['reason'], s['operation'])
+                             for s in result['steps'] if s['operation'] not in supported)
+    return result
+
+
+def _plan(resource, topology):
     spec = resource.get('spec') or {}
     status = resource.get('status') or {}
     applied = status.get('applied')
@@ -74,8 +80,9 @@ def plan(resource, topology):
             steps.append(dict(operation='add_node', node=node['name'],
                               reason='spec wants %s as a %s; no engine answers there' % (node['name'], node['role'])))
     wanted_names = set(n['name'] for n in wanted)
+    declared = set(n['name'] for n in spec.get('nodes') or [])
     for name in sorted(live):
-        if name != rw and name not in wanted_names and name in set(n['name'] for n in spec.get('nodes') or []):
+        if name != rw and name not in wanted_names and name in declared:
             steps.append(dict(operation='remove_node', node=name,
                               reason='%s runs but spec.replicas (%s) leaves it out' % (name, spec.get('replicas') or 0)))
 

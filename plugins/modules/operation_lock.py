@@ -350,9 +350,10 @@ def main():
     args = dict((k, v) for k, v in p.items() if k not in AUTH_ARG_SPEC and k not in ('store', 'k8s_namespace'))
     if p['store'] == 'kubernetes':
         store = kubernetes_store(module)
-        result = fail_on_error(module, ensure_lock, store, check_mode=module.check_mode, clock=store.clock, **args)
+        clock = store.clock
     else:
-        result = fail_on_error(module, ensure_lock, FileLeaseStore(p['lock_dir']), check_mode=module.check_mode, **args)
+        store, clock = FileLeaseStore(p['lock_dir']), None  # None: the node's own clock
+    result = fail_on_error(module, ensure_lock, store, check_mode=module.check_mode, clock=clock, **args)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

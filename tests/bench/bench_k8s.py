@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 import yaml  # noqa: E402
 
-from k8stools import Api, k8s_lab, service_account_kubeconfig  # noqa: E402
+from k8stools import ansible_env, k8s_lab, setup_namespace  # noqa: E402
 from labtools import LAB_INVENTORY, VENV_BIN, Writer, lab_dsn  # noqa: E402
 from bench_ha import LAB_DESCRIPTION, the_rw  # noqa: E402
 from k8s_doc import summarize  # noqa: E402
@@ -34,8 +34,7 @@ NAMESPACE = 'bench'
 K8S_ENV = dict(POLARDB_K8S_PORT='16643', POLARDB_K8S_DIR='/var/lib/polardb-stack-lab/k8s-bench')
 ADMIN = os.path.join(K8S_ENV['POLARDB_K8S_DIR'], 'admin.kubeconfig')
 DEMO = '/apis/stack.polardb.io/v1alpha1/namespaces/%s/polardbclusters/demo' % NAMESPACE
-ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
-           PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+ENV = ansible_env()
 RECAP = re.compile(r'^localhost\s+:\s+ok=\d+\s+changed=(\d+)', re.M)
 
 
@@ -56,17 +55,14 @@ def setup():
         t0 = time.monotonic()
         k8s_lab('up', env=K8S_ENV)
         starts.append(round(time.monotonic() - t0, 2))
-    run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml', '-e', 'polardb_k8s_namespace=' + NAMESPACE,
-         '-e', 'polardb_k8s_kubeconfig=' + ADMIN])
-    admin = Api(ADMIN)
     d = os.path.join(K8S_ENV['POLARDB_K8S_DIR'], 'bench')
     os.makedirs(d, exist_ok=True)
-    reconciler = service_account_kubeconfig(admin, NAMESPACE, 'polardb-stack-reconciler', os.path.join(d, 'reconciler'))
-    editor = service_account_kubeconfig(admin, NAMESPACE, 'declarer', os.path.join(d, 'editor'), 'polardb-stack-editor')
+    ids = setup_namespace(ADMIN, NAMESPACE, d)
     source = os.path.join(d, 'clusters.k8s.yml')
     with open(source, 'w') as f:
-        f.write('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n' % (NAMESPACE, reconciler))
-    return dict(admin=admin, reconciler=reconciler, editor=editor, source=source, starts=starts)
+        f.write('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n' % (NAMESPACE, ids['reconciler']))
+    ids.update(source=source, starts=starts)
+    return ids
 
 
 def declare(k8s, **args):

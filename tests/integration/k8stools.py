@@ -87,3 +87,23 @@ def jwt_subject(kubeconfig):
         token = yaml.safe_load(f)['users'][0]['user']['token']
     payload = token.split('.')[1]
     return json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))['sub']
+
+
+def ansible_env():
+    """The environment of an ansible command the tests read as text: no colour (make exports ANSIBLE_FORCE_COLOR=1)."""
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_FORCE_COLOR='0',
+                ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+
+
+def setup_namespace(admin_kubeconfig, namespace, directory):
+    """playbooks/k8s_setup.yml for ``namespace`` (as the admin), then kubeconfigs of the reconciler's
+    service account it made and of an account bound to polardb-stack-editor only."""
+    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml',
+                           '-e', 'polardb_k8s_namespace=' + namespace, '-e', 'polardb_k8s_kubeconfig=' + admin_kubeconfig],
+                          capture_output=True, text=True, cwd=ROOT, env=ansible_env(), timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    admin = Api(admin_kubeconfig)
+    return dict(admin=admin, reconciler=service_account_kubeconfig(admin, namespace, 'polardb-stack-reconciler',
+                                                                   os.path.join(str(directory), 'reconciler')),
+                editor=service_account_kubeconfig(admin, namespace, 'declarer', os.path.join(str(directory), 'editor'),
+                                                  'polardb-stack-editor'))

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from k8stools import Api, service_account_kubeconfig, k8s_lab
+from k8stools import ansible_env, k8s_lab, setup_namespace
 from labtools import LAB_INVENTORY, ROOT, VENV_BIN, no_lock_left, one_line, settle, sql, the_rw
 
 NAMESPACE = 'lab-clusters'
@@ -28,21 +28,14 @@ def k8s(lab, tmp_path_factory):
     subprocess.run([os.path.join(ROOT, 'lab', 'k8s', 'build.sh')], check=True, timeout=3600,
                    stdout=subprocess.DEVNULL)
     k8s_lab('up', env=K8S_ENV)
-    # no colour: make exports ANSIBLE_FORCE_COLOR=1, and the recap is read as text
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
-               PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-    proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/k8s_setup.yml',
-                           '-e', 'polardb_k8s_namespace=' + NAMESPACE, '-e', 'polardb_k8s_kubeconfig=' + ADMIN],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    admin = Api(ADMIN)
     d = tmp_path_factory.mktemp('k8s-reconcile')
-    reconciler = service_account_kubeconfig(admin, NAMESPACE, 'polardb-stack-reconciler', str(d / 'reconciler'))
-    editor = service_account_kubeconfig(admin, NAMESPACE, 'declarer', str(d / 'editor'), 'polardb-stack-editor')
+    ids = setup_namespace(ADMIN, NAMESPACE, d)
     source = d / 'clusters.k8s.yml'
     source.write_text('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n'
-                      % (NAMESPACE, reconciler))
-    yield dict(admin=admin, reconciler=reconciler, editor=editor, source=str(source), env=env)
+                      % (NAMESPACE, ids['reconciler']))
+    # no colour (ansible_env): the recap is read as text
+    ids.update(source=str(source), env=ansible_env())
+    yield ids
     k8s_lab('down', env=K8S_ENV)
 
 

@@ -136,3 +136,10 @@ def test_a_switchover_run_is_the_last_operation():
                                    ran=[dict(operation='switchover', node='pdb2')])
     assert patch['lastOperation'] == dict(name='reconcile', runId='r2', step='done', started='start', finished='end',
                                           result='Succeeded', message='ran: switchover pdb2')
+
+
+def test_operations_the_caller_does_not_run_are_refused_naming_their_playbook():
+    new = reconcile.plan(resource(applied=False), topology(rw=None, nodes=[], healthy=False), supported=('switchover',))
+    assert new['refused'] == ['create_cluster (no engine answers on any node of a cluster never reconciled) is not run '
+                              'by reconcile.yml yet: run playbooks/create_cluster.yml']
+    assert reconcile.plan(changed(SPEC, dict(SPEC, primary='pdb2')), topology(), supported=('switchover',))['refused'] == []
