@@ -15,7 +15,8 @@ RUNS = {
     'failover': ['--check', '--diff', '-e', 'force=true'],
     'rebuild_node': ['--check', '--diff', '-e', 'node={replica}'],
     'destroy_cluster': ['--check', '--diff', '-e', 'confirm_destroy=demo'],
-    'create_cluster': ['--check', '--diff'],
+    # (create_cluster's own preview: add_node below and the fleet preview, whose log is
+    # demo's create_cluster --check)
     # day-2: a rolling restart by switchover, a LUN grown on the array, a replica removed
     'restart': ['--check', '--diff'],
     'expand_storage': ['--check', '--diff', '-e', 'size=8G'],

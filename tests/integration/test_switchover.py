@@ -94,7 +94,8 @@ def test_a_second_operation_is_refused_while_one_runs(playbook, ssh, lab_hosts):
 ])
 def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab, lab_hosts, writer, marker):
     old = the_rw(ssh, lab_hosts)
-    proc = start_playbook('switchover')
+    # a short lease: the next run waits for it to expire before it resumes
+    proc = start_playbook('switchover', '-e', 'polardb_lock_lease_seconds=15')
     read_until(proc, marker)
     if 'Stop writes' in marker:
         time.sleep(0.15)
