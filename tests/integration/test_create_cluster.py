@@ -104,25 +104,30 @@ def test_a_port_taken_is_refused(playbook, ssh, lab, lab_hosts, tmp_path):
 
 
 def test_a_fleet_run_keeps_a_failed_cluster_to_itself(playbook, ssh, lab, lab_hosts, tmp_path):
-    """fleet.yml with demo and a cluster whose LUN no host has: both run at once,
-    each in its own process; "broken" is refused by its own preflight, demo's
-    converge finishes beside it changing nothing; the fleet run fails naming
-    broken, with each run's output in its log."""
+    """fleet.yml --check with demo and a cluster whose LUN no host has: both run at
+    once, each in its own process and each with --check; "broken" is refused by its
+    own preflight, demo's preview finishes beside it changing nothing; the fleet run
+    fails naming broken, with each run's output in its log. (One run for both the
+    fleet's preview and a failed cluster kept to itself; the fleet's real converge
+    is make bench-day2's fleet figure.)"""
     from labtools import cluster_fingerprint
     inv = negative_inventory(tmp_path, lab, lab_hosts, 'broken', {'b1': ('pdb1', UNKNOWN_WWID)})
     before = cluster_fingerprint(ssh, lab_hosts)
     broken_before = state_of(ssh, 'pdb1', 'broken')
     logs = tmp_path / 'logs'
-    run = playbook('fleet', '-e', 'clusters=demo,broken', '-e', 'polardb_fleet_log_dir=%s' % logs, inventories=[inv])
+    run = playbook('fleet', '-e', 'clusters=demo,broken', '-e', 'polardb_fleet_log_dir=%s' % logs, inventories=[inv],
+                   check=True)
     text = one_line(run.output)
     assert run.rc != 0, text[-3000:]
-    assert 'create_cluster on 2 cluster(s)' in text
+    assert 'create_cluster on 2 cluster(s) -- CHECK MODE: nothing is changed' in text, text[-3000:]
+    assert run.changed() == {}, run.changed()
     assert 'demo: ok in ' in text and ', 3 node(s), 0 change(s)' in text, text[-3000:]
     assert 'broken: FAILED (rc 2)' in text and UNKNOWN_WWID in text, text[-3000:]
     assert 'The run of broken failed or did not finish' in text and 'the other clusters finished, unaffected' in text
     # each ran as its own create_cluster: demo's converge to its end, broken's refused at preflight
     demo_log, broken_log = (logs / 'demo.log').read_text(), (logs / 'broken.log').read_text()
-    assert 'create_cluster of cluster demo' in one_line(demo_log) and 'failed=0' in demo_log
+    assert 'create_cluster of cluster demo -- CHECK MODE: nothing is changed' in one_line(demo_log) and 'failed=0' in demo_log
+    assert '[skipped in check mode]' in one_line(demo_log)
     assert UNKNOWN_WWID in broken_log and 'Engine | Install' not in broken_log
     assert cluster_fingerprint(ssh, lab_hosts) == before
     assert state_of(ssh, 'pdb1', 'broken') == broken_before
