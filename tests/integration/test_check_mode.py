@@ -51,6 +51,3 @@ def test_check_mode_prints_the_plan_and_changes_nothing(operation, playbook, ssh
     assert 'write unavailability: ' in out
     assert run.changed() == {}, run.changed()
     assert cluster_fingerprint(ssh, lab_hosts) == before
-
-
-# (fleet.yml --check: test_create_cluster, with a cluster that fails its preflight beside demo)

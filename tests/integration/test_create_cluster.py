@@ -124,7 +124,7 @@ def test_a_fleet_run_keeps_a_failed_cluster_to_itself(playbook, ssh, lab, lab_ho
     assert 'demo: ok in ' in text and ', 3 node(s), 0 change(s)' in text, text[-3000:]
     assert 'broken: FAILED (rc 2)' in text and UNKNOWN_WWID in text, text[-3000:]
     assert 'The run of broken failed or did not finish' in text and 'the other clusters finished, unaffected' in text
-    # each ran as its own create_cluster: demo's converge to its end, broken's refused at preflight
+    # each ran as its own create_cluster --check: demo's preview to its end, broken's refused at preflight
     demo_log, broken_log = (logs / 'demo.log').read_text(), (logs / 'broken.log').read_text()
     assert 'create_cluster of cluster demo -- CHECK MODE: nothing is changed' in one_line(demo_log) and 'failed=0' in demo_log
     assert '[skipped in check mode]' in one_line(demo_log)

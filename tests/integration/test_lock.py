@@ -13,6 +13,9 @@ from labtools import one_line, read_until, start_playbook, the_rw, wait_streamin
 
 LOCK = '/var/lib/polardb-stack/locks/demo.json'
 SHORT_LEASE = ('-e', 'polardb_lock_lease_seconds=10')
+# the killed holder's: the next run's first look (ansible's start-up, the topology)
+# comes before it expired, even on a loaded machine
+KILLED_LEASE = 25
 
 
 def locks(ssh, lab_hosts):
@@ -51,14 +54,12 @@ def test_two_concurrent_runs_exactly_one_proceeds(ssh, lab_hosts):
 
 def test_a_killed_holder_is_resumed_after_its_lease_without_a_flag(playbook, ssh, lab_hosts):
     old = the_rw(ssh, lab_hosts)
-    # a lease long enough that the next run's first look (ansible's start-up, the
-    # topology) comes before it expired, even on a loaded machine
-    proc = start_playbook('switchover', '-e', 'polardb_lock_lease_seconds=25')
+    proc = start_playbook('switchover', '-e', 'polardb_lock_lease_seconds=%d' % KILLED_LEASE)
     read_until(proc, "Switchover | Check mode ends with the plan")  # the lock is taken, nothing changed yet (its heartbeat started)
     held = locks(ssh, lab_hosts)
     run_id = held[old]['owner']['run_id']
     target = held[old]['params']['to']
-    assert all(rec['owner']['run_id'] == run_id and rec['lease_seconds'] == 25 for rec in held.values()), held
+    assert all(rec['owner']['run_id'] == run_id and rec['lease_seconds'] == KILLED_LEASE for rec in held.values()), held
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
