@@ -91,10 +91,25 @@ def spec_changes(existing, desired):
     return changes
 
 
+# Live readings: written on every reconcile, never a change. A replica's lag moves with
+# the write load between two reconciles of a converged cluster.
+LIVE_STATUS = ('heartbeat',)
+LIVE_INSTANCE = ('lagBytes',)
+
+
+def _settled(key, value):
+    if key == 'instances' and isinstance(value, list):
+        return [dict((k, v) for k, v in i.items() if k not in LIVE_INSTANCE) if isinstance(i, dict) else i
+                for i in value]
+    return value
+
+
 def status_changes(existing, status):
-    """The status fields ``status`` (a merge patch) would change; the heartbeat is not a change."""
+    """The status fields ``status`` (a merge patch) would change; the live
+    readings (the heartbeat, each instance's lag) are not a change."""
     old = (existing or {}).get('status') or {}
-    return sorted(k for k, v in status.items() if k != 'heartbeat' and old.get(k) != v)
+    return sorted(k for k, v in status.items()
+                  if k not in LIVE_STATUS and _settled(k, old.get(k)) != _settled(k, v))
 
 
 def _nodes_differ(old, new):

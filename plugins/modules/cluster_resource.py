@@ -58,8 +58,8 @@ options:
     description:
       - With O(state=status), the status fields to write (a merge patch of the status subresource - fields not given
         are kept, a field set to null is removed), for example C(phase), C(rw), C(instances), C(lastOperation).
-      - C(heartbeat) alone does not count as a change - a converged cluster's reconcile writes only it and reports
-        no change.
+      - The live readings - C(heartbeat) and each instance's C(lagBytes) - do not count as a change; a converged
+        cluster's reconcile writes them and reports no change.
     type: dict
   primary:
     description: Name of the node that should be the read-write node (on a running cluster, a different name is a switchover).

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from labtools import LAB_INVENTORY, LAB_PLAYBOOK, ROOT, VENV_BIN, Writer, lab_dsn
+from labtools import LAB_INVENTORY, LAB_PLAYBOOK, ROOT, VENV_BIN, Writer, lab_dsn, log_run
 
 
 def _lab():
@@ -89,8 +89,10 @@ def playbook():
         proc = subprocess.run(argv + list(extra_args), capture_output=True, text=True, cwd=ROOT,
                               env=env, timeout=timeout, check=False)
         # where a slow test spends its time (pytest shows it with the test's output)
+        took = time.monotonic() - started
         print('playbook %s%s %s: rc=%d in %.1f s' % (name, ' --check' if check else '', ' '.join(extra_args),
-                                                     proc.returncode, time.monotonic() - started))
+                                                     proc.returncode, took))
+        log_run(name, (['--check'] if check else []) + list(extra_args), proc.returncode, took)
         return PlaybookRun(proc)
     return run
 

@@ -13,6 +13,18 @@ LAB_PLAYBOOK = os.path.join(ROOT, 'lab', 'lab.yml')
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 
 
+def log_run(name, argv, rc, seconds):
+    """One line of $POLARDB_RUN_LOG (JSON) per playbook run: which test ran which
+    playbook, how it ended, how long it took (tests/tools/run_log.py sums them up)."""
+    path = os.environ.get('POLARDB_RUN_LOG')
+    if not path:
+        return
+    import json
+    test = (os.environ.get('PYTEST_CURRENT_TEST') or '').rsplit(' ', 1)[0]
+    with open(path, 'a') as f:
+        f.write(json.dumps(dict(test=test, playbook=name, args=' '.join(argv), rc=rc, seconds=round(seconds, 2))) + '\n')
+
+
 def one_line(text):
     """Ansible folds long messages; compare on single spaces."""
     return re.sub(r'\s+', ' ', text)

@@ -94,3 +94,18 @@ def test_crd_class_enum_is_the_class_catalog():
     assert spec['class']['enum'] == list(defaults['polardb_instance_classes'])
     assert crd['spec']['versions'][0]['schema']['openAPIV3Schema']['properties']['status']['properties']['phase']['enum'] \
         == list(k8s_resource.PHASES)
+
+
+def test_status_changes_ignore_the_live_readings_only():
+    old = dict(status=dict(phase='Running', rw='pdb1', heartbeat='2026-12-03T10:00:00Z', instances=[
+        dict(name='pdb1', role='rw', state='running', timeline=3),
+        dict(name='pdb2', role='replica', state='streaming', timeline=3, lagBytes=0)]))
+    # a converged cluster under writes: only the heartbeat and a replica's lag moved
+    live = dict(phase='Running', rw='pdb1', heartbeat='2026-12-03T10:01:00Z', instances=[
+        dict(name='pdb1', role='rw', state='running', timeline=3),
+        dict(name='pdb2', role='replica', state='streaming', timeline=3, lagBytes=8192)])
+    assert k8s_resource.status_changes(old, live) == []
+    stopped = dict(live, instances=[live['instances'][0], dict(live['instances'][1], state='not streaming')])
+    assert k8s_resource.status_changes(old, stopped) == ['instances']
+    assert k8s_resource.status_changes(old, dict(live, rw='pdb2', phase='Degraded')) == ['phase', 'rw']
+    assert k8s_resource.status_changes({}, dict(heartbeat='x')) == []
