@@ -19,6 +19,9 @@ description:
     attempt count, plus the C(progress) text of the result when the module
     returns one (for example the problems M(polardb.stack.cluster_info) still sees).
   - Enable it next to the normal output with C(callbacks_enabled = polardb.stack.progress).
+  - It also loads this collection's filter plugins once, in the controller's main process, before any task runs.
+    ansible-core loads every filter file of a collection in each worker process that templates one of its filters;
+    loaded here, the forked workers inherit them (about 20 ms of controller CPU less per task and host that uses one).
 requirements:
   - Enabled in ansible.cfg (C([defaults] callbacks_enabled)).
 """
@@ -26,6 +29,7 @@ requirements:
 import time
 
 from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import filter_loader
 
 
 class CallbackModule(CallbackBase):
@@ -38,6 +42,11 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__()
         self._started = {}
         self._waited = set()
+        try:
+            # any one filter of the collection: ansible-core loads all its filter files to find it
+            filter_loader.get('polardb.stack.topology_table')
+        except Exception:  # pylint: disable=broad-except
+            pass  # only a head start: a worker loads them itself as before
 
     def v2_runner_on_start(self, host, task):
         self._started[(host.get_name(), task._uuid)] = time.time()

@@ -6,14 +6,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def node_problems(nodes, initial_primary):
+    from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
     return cluster_spec.node_problems(nodes, initial_primary)
 
 
 def parameter_problems(parameters, reserved, reserved_prefixes):
+    from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
     return cluster_spec.parameter_problems(parameters, reserved, reserved_prefixes)
 
 
@@ -32,10 +34,12 @@ def port_problems(cluster, groups, hostvars):
             nodes.append({'cluster': name, 'name': host,
                           'address': hv.get('polardb_node_address') or hv.get('ansible_host') or host,
                           'port': hv.get('polardb_port') or 5432})
+    from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
     return cluster_spec.port_problems(cluster, nodes)
 
 
 def setting_problems(settings, nodes, rw):
+    from ansible_collections.polardb.stack.plugins.module_utils import cluster_spec
     return cluster_spec.setting_problems(settings, nodes, rw)
 
 

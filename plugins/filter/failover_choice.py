@@ -73,10 +73,11 @@ _value:
       type: str
 """
 
-from ansible_collections.polardb.stack.plugins.module_utils.failover import choose_failover
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def failover_choice(cluster, upstreams=None, up=None, standbys=None, force=False):
+    from ansible_collections.polardb.stack.plugins.module_utils.failover import choose_failover
     return choose_failover(cluster, upstreams=upstreams, up=up, standbys=standbys, force=force)
 
 

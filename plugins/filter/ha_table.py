@@ -40,9 +40,14 @@ _value:
   elements: str
 """
 
-from ansible_collections.polardb.stack.plugins.module_utils.ha_manager import table
+
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
+def ha_table(*args, **kwargs):
+    from ansible_collections.polardb.stack.plugins.module_utils.ha_manager import table
+    return table(*args, **kwargs)
 
 
 class FilterModule(object):
     def filters(self):
-        return {'ha_table': table}
+        return {'ha_table': ha_table}

@@ -8,10 +8,11 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def lock_records(queries, discovered=None):
+    from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
     try:
         return operation_lock.lock_records(queries, discovered)
     except operation_lock.PolarDBError as e:
@@ -19,18 +20,22 @@ def lock_records(queries, discovered=None):
 
 
 def lock_read_free(reads, nodes):
+    from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
     return operation_lock.read_free(reads, nodes)
 
 
 def lock_decision(queries, operation, run_id=None, takeover=False):
+    from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
     return operation_lock.inspect_decision(queries, operation, run_id, takeover)
 
 
 def lock_answers(attempts, check_mode=False):
+    from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
     return operation_lock.take_answers(attempts, check_mode)
 
 
 def lock_outcome(results, cluster_nodes, retry_raced=False):
+    from ansible_collections.polardb.stack.plugins.module_utils import operation_lock
     return operation_lock.take_outcome(results, cluster_nodes, retry_raced)
 
 

@@ -8,11 +8,12 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.polardb.stack.plugins.module_utils.operation_plan import build_plan, render_plan
-from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def operation_plan(decisions, operation, cluster, check_mode=False):
+    from ansible_collections.polardb.stack.plugins.module_utils.operation_plan import build_plan, render_plan
+    from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
     try:
         plan = build_plan(operation, cluster, decisions, check_mode)
     except PolarDBError as e:

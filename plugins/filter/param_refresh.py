@@ -8,18 +8,20 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.polardb.stack.plugins.module_utils.param_refresh import plan_refresh, plan_restart
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def refresh_plan(checks, kinds, rw, strategy='switchover', restart_all=False):
     if not isinstance(checks, dict) or not isinstance(kinds, dict):
         raise AnsibleFilterError('refresh_plan: expects a dict of parameter_check results and a dict of node kinds')
+    from ansible_collections.polardb.stack.plugins.module_utils.param_refresh import plan_refresh
     return plan_refresh(checks, kinds, rw, strategy, bool(restart_all))
 
 
 def restart_plan(kinds, rw, strategy='switchover', only=None):
     if not isinstance(kinds, dict):
         raise AnsibleFilterError('restart_plan: expects a dict of node kinds')
+    from ansible_collections.polardb.stack.plugins.module_utils.param_refresh import plan_restart
     return plan_restart(kinds, rw, strategy, only)
 
 

@@ -61,14 +61,16 @@ _value:
       type: dict
 """
 
-from ansible_collections.polardb.stack.plugins.module_utils import reconcile
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def reconcile_status(resource, result, now, run=None, started=None, ran=None):
+    from ansible_collections.polardb.stack.plugins.module_utils import reconcile
     return reconcile.status_patch(resource, result, now, run=run, started=started, ran=ran or ())
 
 
 def reconcile_plan(resource, topology, supported=('switchover',)):
+    from ansible_collections.polardb.stack.plugins.module_utils import reconcile
     result = reconcile.plan(resource, topology, supported=supported)
     result['observed'] = reconcile.observed(resource, topology)
     result['applied'] = reconcile.applied_of(resource.get('spec') or {})

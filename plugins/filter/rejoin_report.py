@@ -59,10 +59,11 @@ _value:
       elements: str
 """
 
-from ansible_collections.polardb.stack.plugins.module_utils.switchover import rejoin_report as _rejoin_report
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def rejoin_report(results, old_rw, new_rw):
+    from ansible_collections.polardb.stack.plugins.module_utils.switchover import rejoin_report as _rejoin_report
     return _rejoin_report(results or {}, old_rw, new_rw)
 
 

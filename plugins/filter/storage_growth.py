@@ -6,10 +6,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.polardb.stack.plugins.module_utils.storage_growth import plan_expand
 
-
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
 def expand_plan(luns, size):
+    from ansible_collections.polardb.stack.plugins.module_utils.storage_growth import plan_expand
     return plan_expand(size, luns)
 
 

@@ -80,11 +80,12 @@ _value:
       type: str
 """
 
-from ansible_collections.polardb.stack.plugins.module_utils.switchover import (
-    DEFAULT_MAX_LAG_BYTES, choose_target)
 
-
-def switchover_target(cluster, target=None, standbys=None, max_lag_bytes=DEFAULT_MAX_LAG_BYTES):
+# ansible-core imports every filter file of a collection in each forked worker that
+# templates any one of its filters: the domain module is imported when a filter is called.
+def switchover_target(cluster, target=None, standbys=None, max_lag_bytes=16777216):
+    # the default is switchover.DEFAULT_MAX_LAG_BYTES (a unit test keeps them equal); null: no bound
+    from ansible_collections.polardb.stack.plugins.module_utils.switchover import choose_target
     return choose_target(cluster, target=target or None, standbys=standbys,
                          max_lag_bytes=max_lag_bytes)
 

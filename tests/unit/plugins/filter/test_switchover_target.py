@@ -30,3 +30,9 @@ def test_filter_named_and_refused():
     assert switchover_target(_cluster(), '')['target'] == 'pdb4'   # empty string: let it choose
     r = switchover_target(_cluster(), 'pdb2', max_lag_bytes=100)
     assert r['error'] == 'cannot switch over to pdb2: lags 300 bytes > bound 100'
+
+
+def test_default_lag_bound_is_the_domain_default():
+    import inspect
+    from ansible_collections.polardb.stack.plugins.module_utils.switchover import DEFAULT_MAX_LAG_BYTES
+    assert inspect.signature(switchover_target).parameters['max_lag_bytes'].default == DEFAULT_MAX_LAG_BYTES
