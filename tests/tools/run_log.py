@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Where the integration tests' time goes: sums up $POLARDB_RUN_LOG (one JSON line
 per playbook run, written by tests/integration/labtools.log_run) per playbook and
 per test, slowest first. Usage: tests/tools/run_log.py build/integration-runs.jsonl"""
