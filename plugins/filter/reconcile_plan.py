@@ -27,11 +27,24 @@ options:
     description: The C(cluster) result of M(polardb.stack.cluster_info).
     type: dict
     required: true
+  resume:
+    description:
+      - Whether the step of an earlier run that did not finish (the status's C(lastOperation) says C(Running) or
+        C(Interrupted)) comes first; false for the plan made again after this run's steps.
+    type: bool
+    default: true
+  ran:
+    description:
+      - The steps this run made (its C(run)), for the plan made again after them - what they made true (the new
+        primary, parameters, class) is no longer a change, C(status.applied) being written only at the end of the run.
+    type: list
+    elements: dict
   supported:
-    description: The operations this reconcile runs itself.
+    description:
+      - The operations this reconcile runs itself; by default those C(playbooks/reconcile.yml) runs (C(add_node),
+        C(remove_node), C(switchover), C(refresh_params), C(scale)).
     type: list
     elements: str
-    default: [switchover]
 """
 
 EXAMPLES = r"""
@@ -53,6 +66,17 @@ _value:
       description: Why the reconcile cannot go on (empty when it can).
       type: list
       elements: str
+    run:
+      description:
+        - The steps this run makes - every step up to the first removal included (the removed node stays in the run's
+          inventory); empty when something is refused.
+      type: list
+      elements: dict
+    lines:
+      description: The plan as a person reads it - a line per step (C(next run:) before those left for the next run,
+        C(nothing to change) without any), then C(refused:) and each reason.
+      type: list
+      elements: str
     observed:
       description: The status fields the engines decide - C(phase), C(rw), C(ready), C(instances).
       type: dict
@@ -69,9 +93,20 @@ def reconcile_status(resource, result, now, run=None, started=None, ran=None):
     return reconcile.status_patch(resource, result, now, run=run, started=started, ran=ran or ())
 
 
-def reconcile_plan(resource, topology, supported=('switchover',)):
+def reconcile_progress(result, operations, run, started):
     from ansible_collections.polardb.stack.plugins.module_utils import reconcile
-    result = reconcile.plan(resource, topology, supported=supported)
+    return reconcile.progress_patch(result, operations, run, started)
+
+
+def reconcile_interrupted(resource, now, reason):
+    from ansible_collections.polardb.stack.plugins.module_utils import reconcile
+    return reconcile.interrupted_patch(resource, now, reason)
+
+
+def reconcile_plan(resource, topology, supported=None, resume=True, ran=None):
+    from ansible_collections.polardb.stack.plugins.module_utils import reconcile
+    result = reconcile.plan(resource, topology, supported=reconcile.RUN_BY_RECONCILE if supported is None else supported,
+                            resume=resume, ran=ran or ())
     result['observed'] = reconcile.observed(resource, topology)
     result['applied'] = reconcile.applied_of(resource.get('spec') or {})
     return result
@@ -79,4 +114,5 @@ def reconcile_plan(resource, topology, supported=('switchover',)):
 
 class FilterModule(object):
     def filters(self):
-        return {'reconcile_plan': reconcile_plan, 'reconcile_status': reconcile_status}
+        return {'reconcile_plan': reconcile_plan, 'reconcile_status': reconcile_status,
+                'reconcile_progress': reconcile_progress, 'reconcile_interrupted': reconcile_interrupted}

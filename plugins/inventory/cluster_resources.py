@@ -18,7 +18,9 @@ description:
     C(polardb_node_role)), and role groups C(role_rw), C(role_replica), C(role_standby) from the live status written by
     the last reconcile (from the spec before the first one).
   - The members are the RW (the status's, else C(spec.primary)), the first C(spec.replicas) other non-standby nodes, and
-    every standby; the other nodes of C(spec.nodes) are where replicas may be added.
+    every standby; the other nodes of C(spec.nodes) are where replicas may be added. A node that the status lists as a
+    running replica or standby but that C(spec.replicas) now leaves out stays in the cluster's group, with
+    C(polardb_k8s_leaving=true), until reconcile removed it.
   - Usable as an AWX / Automation Controller inventory source. SSH users and keys are not in the resource - give them as
     O(compose) or group variables of another inventory source, or in the job template's credentials.
   - Connects through kubernetes.core's client (kubeconfig, context, token or certificates, or the C(K8S_AUTH_*)

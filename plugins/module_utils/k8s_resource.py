@@ -141,6 +141,19 @@ def members(spec, rw=None):
     return out
 
 
+def leaving(spec, status):
+    """Nodes of ``spec.nodes`` that are no longer members (``spec.replicas`` was
+    lowered) but that the status written by the last reconcile lists as a running
+    replica or standby: reconcile removes them, so they stay in the inventory
+    until an instance of theirs no longer runs."""
+    wanted = set(n['name'] for n in members(spec, rw=status.get('rw')))
+    running = set(i.get('name') for i in status.get('instances') or []
+                  if i.get('role') in ('replica', 'standby') and i.get('state') != 'unreachable')
+    return [dict(name=n['name'], host=n['host'], wwid=n['wwid'], port=int(n.get('port') or DEFAULT_PORT),
+                 role='standby' if n.get('standby') else 'replica')
+            for n in spec.get('nodes') or [] if n['name'] in running and n['name'] not in wanted]
+
+
 def summary(obj):
     """Phase, RW, ready count and whether the status speaks of the current spec."""
     if not obj:
@@ -169,7 +182,8 @@ def inventory(objects):
 
     Returns ``{'hosts': {name: vars}, 'groups': {group: [hosts]}, 'group_vars': {group: vars}}``:
     one group ``polardb_<cluster>`` per resource with the cluster's settings,
-    its member nodes as hosts, and role groups ``role_rw``, ``role_replica``,
+    its member nodes as hosts (and the nodes reconcile removes, flagged
+    ``polardb_k8s_leaving``: see ``leaving``), and role groups ``role_rw``, ``role_replica``,
     ``role_standby`` from the live status (falling back to the spec).
     Raises ValueError when two resources name a node alike (the host names would collide)."""
     hosts, groups, group_vars = {}, {}, {}
@@ -189,7 +203,8 @@ def inventory(objects):
             gv['polardb_engine_version'] = spec['engineVersion']
         group_vars[group] = gv
         groups[group] = []
-        for node in members(spec, rw=status.get('rw')):
+        going = leaving(spec, status)
+        for node in members(spec, rw=status.get('rw')) + going:
             name = node['name']
             if name in owner:
                 raise ValueError('node name %s is used by clusters %s and %s: inventory host names must be unique; '
@@ -200,6 +215,8 @@ def inventory(objects):
                          polardb_k8s_role=role)
             if node['role'] in ('replica', 'standby'):
                 hvars['polardb_node_role'] = node['role']
+            if node in going:
+                hvars['polardb_k8s_leaving'] = True
             hosts[name] = hvars
             groups[group].append(name)
             groups.setdefault('role_%s' % role, []).append(name)

@@ -7,10 +7,12 @@ but its live readings (heartbeat, replica lag); check mode writes nothing."""
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
 import pytest
+import yaml
 
 from k8stools import ansible_env, k8s_lab, setup_namespace
 from labtools import LAB_INVENTORY, ROOT, VENV_BIN, log_run, no_lock_left, one_line, settle, sql, the_rw
@@ -20,6 +22,9 @@ NAMESPACE = 'lab-clusters'
 K8S_ENV = dict(POLARDB_K8S_PORT='16543', POLARDB_K8S_DIR='/var/lib/polardb-stack-lab/k8s-reconcile')
 ADMIN = os.path.join(K8S_ENV['POLARDB_K8S_DIR'], 'admin.kubeconfig')
 DEMO = '/apis/stack.polardb.io/v1alpha1/namespaces/%s/polardbclusters/demo' % NAMESPACE
+LEASE_PATH = '/apis/coordination.k8s.io/v1/namespaces/%s/leases/polardb-lock-demo' % NAMESPACE
+# the reconciles killed on purpose hold their Lease this long (renewed every third of it while they live)
+LEASE = 15
 
 
 @pytest.fixture(scope='module')
@@ -33,14 +38,20 @@ def k8s(lab, tmp_path_factory):
     source = d / 'clusters.k8s.yml'
     source.write_text('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n'
                       % (NAMESPACE, ids['reconciler']))
+    # how to reach the hosts, as a user gives it beside the plugin: the lab's inventory without its group
+    # polardb_demo, so that the cluster's nodes are what the resource says
+    with open(LAB_INVENTORY, encoding='utf-8') as f:
+        reach = yaml.safe_load(f)
+    del reach['all']['children']['polardb_demo']
+    (d / 'reach.yml').write_text(yaml.safe_dump(reach))
     # no colour (ansible_env): the recap is read as text
-    ids.update(source=str(source), env=ansible_env())
+    ids.update(source=str(source), reach=str(d / 'reach.yml'), env=ansible_env())
     yield ids
     k8s_lab('down', env=K8S_ENV)
 
 
 def reconcile(k8s, *extra, check=False):
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', LAB_INVENTORY,
+    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', k8s['reach'],
             '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']]
     if check:
         argv += ['--check']
@@ -51,6 +62,31 @@ def reconcile(k8s, *extra, check=False):
     print('reconcile%s: rc=%d in %.1f s' % (' --check' if check else '', proc.returncode, took))
     log_run('reconcile', argv[2:], proc.returncode, took)
     return proc
+
+
+def start_reconcile(k8s, *extra):
+    """A reconcile in the background, in a process group of its own (killed as a whole)."""
+    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', k8s['reach'],
+            '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']] + list(extra)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env=k8s['env'], start_new_session=True)
+
+
+def lease_free(run):
+    """The run, unless the Lease of an earlier (dead) run refused it: then None, to try again."""
+    if run.returncode != 0 and 'is locked on the Kubernetes API' in one_line(run.stdout):
+        return None
+    return run
+
+
+def wait_for(probe, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        assert time.monotonic() < deadline, 'no %s after %d s' % (what, timeout)
+        time.sleep(2)
 
 
 def declare(k8s, **args):
@@ -120,19 +156,100 @@ def test_reconcile_reports_what_the_engines_say_and_switches_over_to_a_new_prima
     assert st['observedGeneration'] == 2
     assert st['lastOperation']['result'] == 'Succeeded' and st['lastOperation']['message'] == 'ran: switchover ' + target
     no_lock_left(ssh, lab_hosts)
-    assert k8s['admin'].call('GET', '/apis/coordination.k8s.io/v1/namespaces/%s/leases/polardb-lock-demo'
-                             % NAMESPACE)[0] == 404
+    assert k8s['admin'].call('GET', LEASE_PATH)[0] == 404
 
 
+def test_replicas_parameters_by_the_spec_remove_and_add_a_node_and_reload(k8s, lab, lab_hosts, ssh, writer):
+    """spec.replicas lowered: reconcile removes a replica (its data kept), the RW streams to the other only;
+    killed in the middle of that, the run is marked Interrupted and the next run finishes the removal; a second
+    reconcile beside the first is refused. Raised again: the node comes back from its data and streams;
+    spec.parameters: reloaded on every node. The writer goes on throughout; nothing acknowledged is lost."""
+    rw = the_rw(ssh, lab_hosts)
+    nodes = demo_nodes(lab, lab_hosts)
+    keep, leave = [n['name'] for n in nodes if n['name'] != rw]
+    gen = status(k8s)['observedGeneration']
+    declare(k8s, replicas=1)
+    preview = reconcile(k8s, check=True)
+    assert preview.returncode == 0, preview.stdout[-4000:]
+    assert 'remove_node: %s runs but spec.replicas (1) leaves it out' % leave in one_line(preview.stdout)
+    assert sql(ssh, rw, 'select count(*) from pg_stat_replication') == '2'
+
+    # the reconcile is killed in the middle of the removal: the node's engine stopped, the RW not yet reconfigured
+    proc = start_reconcile(k8s, '-e', 'polardb_reconcile_lease_seconds=%d' % LEASE)
+    wait_for(lambda: k8s['admin'].call('GET', LEASE_PATH)[0] == 200 or proc.poll() is not None, 120, 'Lease')
+    # a second reconcile meanwhile is refused, naming the first
+    second = start_reconcile(k8s)
+    deadline = time.monotonic() + 300
+    while ssh(leave, 'systemctl is-active polardb@demo', check=False).stdout.strip() == 'active':
+        assert proc.poll() is None, proc.communicate()[0][-4000:]
+        assert time.monotonic() < deadline, 'the removal did not start'
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    second_out = one_line(second.communicate(timeout=300)[0])
+    assert second.returncode != 0 and 'is locked on the Kubernetes API' in second_out, second_out[-3000:]
+    run_id = status(k8s)['lastOperation']['runId']  # the killed run's, recorded as its step started
+    assert run_id in second_out, (run_id, second_out[-3000:])
+    # the Lease's heartbeat sees the run gone and marks its step Interrupted
+    st = wait_for(lambda: status(k8s).get('phase') == 'Interrupted' and status(k8s), 60, 'the Interrupted phase')
+    last = st['lastOperation']
+    assert (last['step'], last['node'], last['result']) == ('remove_node', leave, 'Interrupted'), st
+    assert 'is gone; run reconcile again to resume it' in last['message']
+    assert st['conditions'][0]['reason'] == 'Interrupted'
+
+    # run again (once the dead run's Lease expired): it finishes the removal first
+    run = wait_for(lambda: lease_free(reconcile(k8s, '-e', 'polardb_reconcile_lease_seconds=%d' % LEASE)), 120,
+                   'a reconcile once the Lease expired')
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert 'resuming remove_node %s of run %s' % (leave, last['runId']) in one_line(run.stdout)
+    assert sql(ssh, rw, "select string_agg(application_name, ',') from pg_stat_replication") == keep
+    assert sql(ssh, rw, "select string_agg(slot_name, ',') from pg_replication_slots") == keep
+    # the node's engine stopped and disabled, its LUN's data kept (not named for wiping)
+    assert ssh(leave, 'systemctl is-active polardb@demo; systemctl is-enabled polardb@demo',
+               check=False).stdout.split() == ['inactive', 'disabled']
+    wwid = [n['wwid'] for n in nodes if n['name'] == leave][0]
+    assert ssh(leave, 'blkid -p -s TYPE -o value /dev/disk/by-id/wwn-0x%s' % wwid, check=False).stdout.strip() == 'xfs'
+    st = status(k8s)
+    assert sorted(i['name'] for i in st['instances']) == sorted([rw, keep]), st
+    assert st['phase'] == 'Running' and st['ready'] == '2/2' and st['observedGeneration'] == gen + 1, st
+    assert st['lastOperation']['message'] == 'ran: remove_node ' + leave and 'node' not in st['lastOperation']
+    no_lock_left(ssh, lab_hosts)
+    assert k8s['admin'].call('GET', LEASE_PATH)[0] == 404
+
+    declare(k8s, replicas=2, parameters={'work_mem': '8MB'})
+    run = reconcile(k8s)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert settle(ssh, lab_hosts, writer) == rw
+    assert sql(ssh, rw, "select active from pg_replication_slots where slot_name = '%s'" % leave) == 't'
+    assert sql(ssh, leave, 'select status from pg_stat_wal_receiver') == 'streaming'
+    for h in lab_hosts:
+        assert sql(ssh, h, 'show work_mem') == '8MB', h
+    st = status(k8s)
+    assert st['phase'] == 'Running' and st['ready'] == '3/3' and st['observedGeneration'] == gen + 2, st
+    assert st['lastOperation']['message'] == 'ran: add_node %s, refresh_params' % leave
+    assert st['applied']['parameters'] == {'work_mem': '8MB'}
+    no_lock_left(ssh, lab_hosts)
+
+    # a parameter dropped from the spec goes back to its default (the tests after these expect the lab's settings)
+    declare(k8s, parameters={})
+    run = reconcile(k8s)
+    assert run.returncode == 0, run.stdout[-4000:]
+    for h in lab_hosts:
+        assert sql(ssh, h, 'show work_mem') == '4MB', h
+    assert status(k8s)['lastOperation']['message'] == 'ran: refresh_params'
+
+
+# last: it leaves the resource with a change reconcile refuses
 def test_a_change_reconcile_cannot_make_yet_is_refused_before_anything_changes(k8s, lab_hosts, ssh):
     rw = the_rw(ssh, lab_hosts)
-    declare(k8s, parameters={'work_mem': '8MB'})
+    gen = status(k8s)['observedGeneration']
+    version = ssh(rw, "dpkg-query -W -f '${Version}' postgresql-15").stdout.strip()
+    declare(k8s, engine_version=version)
     run = reconcile(k8s)
     assert run.returncode != 0
-    assert 'refresh_params (spec.parameters changed) is not run by reconcile.yml yet: run playbooks/refresh_params.yml' \
-        in one_line(run.stdout)
-    assert sql(ssh, rw, 'show work_mem') == '4MB' and the_rw(ssh, lab_hosts) == rw
+    assert 'minor_upgrade (spec.engineVersion changed to %s) is not run by reconcile.yml yet: run ' \
+        'playbooks/minor_upgrade.yml' % version in one_line(run.stdout)
+    assert the_rw(ssh, lab_hosts) == rw
     st = status(k8s)
     assert st['lastOperation']['result'] == 'Failed' and st['conditions'][0]['reason'] == 'Refused'
-    assert st['observedGeneration'] == 2  # the refused generation 3 is not observed
-    declare(k8s, parameters={})
+    assert st['observedGeneration'] == gen  # the refused generation is not observed

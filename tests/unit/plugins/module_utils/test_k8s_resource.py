@@ -78,6 +78,22 @@ def test_inventory_groups_and_roles_from_the_live_status():
     assert gv['polardb_k8s_resource']['namespace'] == 'db'
 
 
+def test_a_node_spec_replicas_leaves_out_stays_in_the_inventory_while_it_runs():
+    spec = dict(primary='pdb1', replicas=1, nodes=NODES[:3])
+    running = dict(rw='pdb1', instances=[dict(name='pdb1', role='rw', state='running'),
+                                         dict(name='pdb2', role='replica', state='streaming'),
+                                         dict(name='pdb3', role='replica', state='streaming')])
+    inv = k8s_resource.inventory([obj(spec, running)])
+    assert inv['groups']['polardb_orders'] == ['pdb1', 'pdb2', 'pdb3']
+    assert inv['hosts']['pdb3']['polardb_k8s_leaving'] is True and 'polardb_k8s_leaving' not in inv['hosts']['pdb2']
+    assert inv['hosts']['pdb3']['polardb_lun_wwid'] == '600a0003'
+    # once the status no longer lists it running (reconcile removed it), it is out
+    removed = dict(running, instances=running['instances'][:2])
+    assert k8s_resource.inventory([obj(spec, removed)])['groups']['polardb_orders'] == ['pdb1', 'pdb2']
+    gone = dict(running, instances=running['instances'][:2] + [dict(name='pdb3', role='none', state='unreachable')])
+    assert k8s_resource.inventory([obj(spec, gone)])['groups']['polardb_orders'] == ['pdb1', 'pdb2']
+
+
 def test_inventory_refuses_a_node_name_two_clusters_use():
     spec = dict(primary='pdb1', nodes=NODES[:1])
     with pytest.raises(ValueError) as e:

@@ -50,7 +50,7 @@ def ops(result):
 
 def test_a_converged_cluster_needs_nothing():
     result = reconcile.plan(resource(), topology())
-    assert result == dict(steps=[], refused=[])
+    assert result == dict(steps=[], refused=[], run=[], lines=['nothing to change'])
     assert reconcile.observed(resource(), topology()) == dict(
         phase='Running', rw='pdb1', ready='2/2',
         instances=[dict(name='pdb1', host='10.0.0.11', role='rw', state='running', timeline=1),
@@ -134,7 +134,7 @@ def test_a_switchover_run_is_the_last_operation():
                   applied=reconcile.applied_of(res['spec']))
     patch = reconcile.status_patch(res, result, 'end', run='r2', started='start',
                                    ran=[dict(operation='switchover', node='pdb2')])
-    assert patch['lastOperation'] == dict(name='reconcile', runId='r2', step='done', started='start', finished='end',
+    assert patch['lastOperation'] == dict(name='reconcile', runId='r2', step='done', node=None, started='start', finished='end',
                                           result='Succeeded', message='ran: switchover pdb2')
 
 
@@ -143,3 +143,134 @@ def test_operations_the_caller_does_not_run_are_refused_naming_their_playbook():
     assert new['refused'] == ['create_cluster (no engine answers on any node of a cluster never reconciled) is not run '
                               'by reconcile.yml yet: run playbooks/create_cluster.yml']
     assert reconcile.plan(changed(SPEC, dict(SPEC, primary='pdb2')), topology(), supported=('switchover',))['refused'] == []
+
+
+def test_reconcile_runs_membership_switchover_parameters_and_class_and_refuses_the_rest():
+    spec = dict(SPEC, replicas=2, primary='pdb2', parameters={'work_mem': '32MB'}, engineVersion='15.15-0+deb12u1',
+                **{'class': 'small'})
+    result = reconcile.plan(changed(SPEC, spec), topology())
+    assert [s['operation'] for s in result['steps']] == ['add_node', 'switchover', 'refresh_params', 'scale',
+                                                         'minor_upgrade']
+    assert result['refused'] == ['minor_upgrade (spec.engineVersion changed to 15.15-0+deb12u1) is not run by '
+                                 'reconcile.yml yet: run playbooks/minor_upgrade.yml']
+    assert reconcile.plan(changed(SPEC, dict(spec, engineVersion=None)), topology())['refused'] == []
+
+
+def test_a_removed_node_leaves_the_instances_once_its_engine_stopped():
+    # spec.replicas lowered to 1: pdb3 runs until reconcile removes it, then its engine no longer answers
+    three = topology(nodes=[node('pdb1', 'primary'), node('pdb2'), node('pdb3')])
+    assert [i['name'] for i in reconcile.observed(resource(), three)['instances']] == ['pdb1', 'pdb2', 'pdb3']
+    stopped = topology(nodes=[node('pdb1', 'primary'), node('pdb2'), node('pdb3', reachable=False)], healthy=False)
+    stopped['problems'] = ['pdb3 (10.0.0.13:5432) unreachable: connection refused']
+    seen = reconcile.observed(resource(), stopped)
+    assert [i['name'] for i in seen['instances']] == ['pdb1', 'pdb2'] and seen['phase'] == 'Running'
+    # a member that stops answering stays, unreachable
+    lost = topology(nodes=[node('pdb1', 'primary'), node('pdb2', reachable=False)], healthy=False)
+    lost['problems'] = ['pdb2 (10.0.0.12:5432) unreachable: connection refused']
+    seen = reconcile.observed(resource(), lost)
+    assert seen['instances'][1] == dict(name='pdb2', host='10.0.0.12', role='none', state='unreachable')
+    assert seen['phase'] == 'Degraded'
+    # a member's problem is the cluster's even when every member answers
+    lagging = topology(healthy=False)
+    lagging['problems'] = ['pdb2: replica lags 99999999 bytes behind the RW pdb1 (more than 16777216)']
+    assert reconcile.observed(resource(), lagging)['phase'] == 'Degraded'
+
+
+def test_steps_left_for_the_next_run_hold_back_applied_and_say_so():
+    res = resource(dict(SPEC, replicas=0))
+    three = topology(nodes=[node('pdb1', 'primary'), node('pdb2'), node('pdb3')])
+    first = reconcile.plan(res, three)
+    assert ops(first) == [('remove_node', 'pdb2'), ('remove_node', 'pdb3')]
+    after = topology(nodes=[node('pdb1', 'primary'), node('pdb2', reachable=False), node('pdb3')])
+    replan = reconcile.plan(res, after)
+    result = dict(replan, observed=reconcile.observed(res, after), applied=reconcile.applied_of(res['spec']),
+                  steps=first['steps'][:1], remaining=replan['steps'])
+    patch = reconcile.status_patch(res, result, 'end', run='r3', ran=first['steps'][:1])
+    assert patch['phase'] == 'Reconciling' and 'applied' not in patch and 'observedGeneration' not in patch
+    assert patch['lastOperation']['message'] == 'ran: remove_node pdb2; still to run: remove_node pdb3 (run reconcile again)'
+    assert patch['conditions'][0]['status'] == 'False' and patch['conditions'][0]['reason'] == 'Reconciling'
+    # the next run removes pdb3 and leaves nothing: applied and the generation are recorded
+    done = topology(nodes=[node('pdb1', 'primary'), node('pdb2', reachable=False), node('pdb3', reachable=False)])
+    result = dict(reconcile.plan(res, done), observed=reconcile.observed(res, done), applied=reconcile.applied_of(res['spec']),
+                  remaining=[])
+    patch = reconcile.status_patch(res, result, 'end', ran=first['steps'][1:])
+    assert patch['phase'] == 'Running' and patch['observedGeneration'] == 2 and patch['ready'] == '1/1'
+
+
+def test_a_run_stops_after_its_first_removal():
+    # the removed node stays in this run's inventory: what follows waits for the next run
+    spec = dict(SPEC, replicas=0, primary='pdb2', parameters={'work_mem': '32MB'})
+    three = topology(nodes=[node('pdb1', 'primary'), node('pdb2'), node('pdb3')])
+    result = reconcile.plan(changed(dict(SPEC, replicas=0), spec), three)
+    assert [s['operation'] for s in result['steps']] == ['remove_node', 'remove_node', 'switchover', 'refresh_params']
+    assert [(s['operation'], s['node']) for s in result['run']] == [('remove_node', 'pdb2')]
+    assert result['lines'][:2] == ['remove_node: pdb2 runs but spec.replicas (0) leaves it out',
+                                   'next run: remove_node: pdb3 runs but spec.replicas (0) leaves it out']
+    assert [s['operation'] for s in reconcile.plan(resource(dict(SPEC, replicas=2)), topology())['run']] == ['add_node']
+    refused = reconcile.plan(resource(), topology(rw=None, nodes=[node('pdb1', reachable=False)], healthy=False))
+    assert refused['refused'] and refused['run'] == []
+    assert refused['lines'] == ['nothing to change', 'refused: ' + refused['refused'][0]]
+
+
+def test_a_step_that_did_not_finish_is_resumed_first_then_the_rest():
+    res = changed(dict(SPEC, replicas=0), dict(SPEC, replicas=0, parameters={'work_mem': '32MB'}))
+    three = topology(nodes=[node('pdb1', 'primary'), node('pdb2'), node('pdb3')])
+    first = reconcile.plan(res, three)
+    progress = reconcile.progress_patch(first, ['remove_node'], 'run1', '2026-12-04T06:00:00Z')
+    assert progress == dict(phase='Reconciling', lastOperation=dict(
+        name='reconcile', runId='run1', step='remove_node', node='pdb2', started='2026-12-04T06:00:00Z', finished=None,
+        result='Running', message='running step 1 of 1: remove_node pdb2'))
+    assert reconcile.progress_patch(first, ['switchover'], 'run1', 'x') is None
+    # run1 died after pdb2's engine stopped: pdb2 is no longer live, yet its removal is finished first
+    res['status'].update(progress)
+    stopped = topology(nodes=[node('pdb1', 'primary'), node('pdb2', reachable=False), node('pdb3')])
+    again = reconcile.plan(res, stopped)
+    assert ops(again) == [('remove_node', 'pdb2'), ('remove_node', 'pdb3'), ('refresh_params', None)]
+    assert again['steps'][0]['reason'] == ('resuming remove_node pdb2 of run run1 (started 2026-12-04T06:00:00Z), '
+                                           'which did not finish')
+    assert ops(dict(steps=again['run'])) == [('remove_node', 'pdb2')]
+    # the plan made after this run's steps does not resume it again
+    assert ops(reconcile.plan(res, stopped, resume=False)) == [('remove_node', 'pdb3'), ('refresh_params', None)]
+
+
+def test_an_interrupted_switchover_is_resumed_even_without_a_rw():
+    res = resource(dict(SPEC, primary='pdb2'))
+    res['status']['lastOperation'] = dict(name='reconcile', runId='run2', step='switchover', node='pdb2',
+                                          started='t0', result='Interrupted')
+    no_rw = topology(rw=None, nodes=[node('pdb1', reachable=False), node('pdb2', 'replica')], healthy=False)
+    result = reconcile.plan(res, no_rw)
+    assert result['refused'] == [] and ops(result) == [('switchover', 'pdb2')]
+    # without that record, no RW stops the reconcile
+    res['status']['lastOperation']['result'] = 'Succeeded'
+    assert reconcile.plan(res, no_rw)['refused'][0].startswith('no node answers as RW')
+
+
+def test_the_heartbeat_marks_a_dead_runs_step_interrupted_and_nothing_else():
+    res = resource()
+    res['status']['lastOperation'] = dict(name='reconcile', runId='run3', step='add_node', node='pdb3', started='t0',
+                                          finished=None, result='Running', message='running step 1 of 1: add_node pdb3')
+    patch = reconcile.interrupted_patch(res, 't1', 'its ansible-playbook process (pid 42 on ctl) is gone')
+    assert patch['phase'] == 'Interrupted'
+    assert patch['lastOperation'] == dict(
+        name='reconcile', runId='run3', step='add_node', node='pdb3', started='t0', finished='t1', result='Interrupted',
+        message='run3 stopped during step add_node pdb3: its ansible-playbook process (pid 42 on ctl) is gone; '
+                'run reconcile again to resume it')
+    assert patch['conditions'][0]['status'] == 'False' and patch['conditions'][0]['reason'] == 'Interrupted'
+    res['status']['lastOperation']['result'] = 'Succeeded'
+    assert reconcile.interrupted_patch(res, 't1', 'gone') is None
+
+
+def test_what_this_run_made_is_no_change_when_it_plans_again():
+    # status.applied is written at the end of the run: the plan made after its steps must not find them again
+    spec = dict(SPEC, replicas=2, primary='pdb2', parameters={'work_mem': '32MB'}, **{'class': 'small'})
+    res = changed(SPEC, spec)
+    before = topology()
+    first = reconcile.plan(res, before)
+    assert ops(first) == [('add_node', 'pdb3'), ('switchover', 'pdb2'), ('refresh_params', None), ('scale', None)]
+    after = topology(rw='pdb2', nodes=[node('pdb1'), node('pdb2', 'primary'), node('pdb3')])
+    assert ops(reconcile.plan(res, after, resume=False, ran=first['run'])) == []
+    # without them, parameters and class are still a change (the engines cannot say they were applied)
+    assert ops(reconcile.plan(res, after, resume=False)) == [('refresh_params', None), ('scale', None)]
+    # a step that did not take (its node still does not answer) is still to run
+    lost = topology(rw='pdb2', nodes=[node('pdb1'), node('pdb2', 'primary')])
+    assert ops(reconcile.plan(res, lost, resume=False, ran=first['run'])) == [('add_node', 'pdb3')]
