@@ -41,7 +41,7 @@ options:
     elements: dict
   supported:
     description:
-      - The operations this reconcile runs itself; by default those C(playbooks/reconcile.yml) runs (C(add_node),
+      - The operations this reconcile runs itself; by default those C(playbooks/reconcile.yml) runs (C(create_cluster), C(add_node),
         C(remove_node), C(switchover), C(refresh_params), C(scale)).
     type: list
     elements: str
@@ -75,6 +75,17 @@ _value:
     lines:
       description: The plan as a person reads it - a line per step (C(next run:) before those left for the next run,
         C(nothing to change) without any), then C(refused:) and each reason.
+      type: list
+      elements: str
+    deleting:
+      description:
+        - Whether the resource was deleted (C(metadata.deletionTimestamp)) - the only step is then C(destroy_cluster)
+          (with C(wipe) from C(spec.deletionPolicy)), while its finalizer C(stack.polardb.io/engines) holds it.
+      type: bool
+    finalizers:
+      description:
+        - The resource's C(metadata.finalizers) as the reconcile leaves them - ours added to a live resource, removed
+          from a deleted one once its engines are removed; null when they are right already.
       type: list
       elements: str
     observed:

@@ -22,12 +22,16 @@ from ansible_collections.polardb.stack.plugins.module_utils.k8s_resource import 
 
 # in the order they run: the cluster first, then its shape, then its settings
 OPERATIONS = ('create_cluster', 'add_node', 'remove_node', 'switchover', 'refresh_params', 'scale',
-              'minor_upgrade', 'expand_storage')
+              'minor_upgrade', 'expand_storage', 'destroy_cluster')
+
+# held on every reconciled resource: deleted, it stays until a reconcile removed its engines
+FINALIZER = 'stack.polardb.io/engines'
 
 
-# what playbooks/reconcile.yml runs itself (scale is refresh_params with the class the spec names);
-# it refuses the others, naming their playbook
-RUN_BY_RECONCILE = ('add_node', 'remove_node', 'switchover', 'refresh_params', 'scale')
+# what playbooks/reconcile.yml runs itself (create_cluster converges new nodes too, so it also adds
+# them; scale is refresh_params with the class the spec names); it refuses the others, naming their playbook
+RUN_BY_RECONCILE = ('create_cluster', 'add_node', 'remove_node', 'switchover', 'refresh_params', 'scale',
+                    'destroy_cluster')
 
 
 def applied_of(spec):
@@ -56,15 +60,49 @@ def plan(resource, topology, supported=RUN_BY_RECONCILE, resume=True, ran=()):
     naming its playbook. With ``resume``, the step of an earlier run that did not
     finish (see ``interrupted_step``) comes first. ``ran``: the steps this run made,
     for the plan made again after them: what they applied is no longer a change
-    (the status's ``applied`` is written only at the end of the run)."""
-    result = _plan(resource, topology, interrupted_step(resource) if resume else None,
-                   done=[APPLIES[s['operation']] for s in ran if s['operation'] in APPLIES])
+    (the status's ``applied`` is written only at the end of the run).
+    A deleted resource (``deleting``) plans only the removal of its engines
+    (``_deletion``); ``finalizers``: the list to write, see ``finalizers()``."""
+    deleting = bool((resource.get('metadata') or {}).get('deletionTimestamp'))
+    if deleting:
+        # after this run's destroy_cluster, nothing is left to do but drop the finalizer
+        result = dict(steps=[], refused=[]) if any(s['operation'] == 'destroy_cluster' for s in ran) else _deletion(resource)
+    else:
+        result = _plan(resource, topology, interrupted_step(resource) if resume else None,
+                       done=[APPLIES[s['operation']] for s in ran if s['operation'] in APPLIES])
+    result['deleting'] = deleting
+    result['finalizers'] = finalizers(resource)
     result['refused'].extend('%s (%s) is not run by reconcile.yml yet: run playbooks/%s.yml'
                              % (s['operation'], s['reason'], s['operation'])
                              for s in result['steps'] if s['operation'] not in supported)
     result['run'] = [] if result['refused'] else this_run(result['steps'])
     result['lines'] = plan_lines(result)
     return result
+
+
+def _deletion(resource):
+    """A deleted resource: its engines are removed (destroy_cluster, the LUNs' data kept
+    unless ``spec.deletionPolicy`` is ``Wipe``), whatever else the spec or the engines
+    say; then the finalizer goes and the API server deletes the resource."""
+    meta = resource.get('metadata') or {}
+    if FINALIZER not in (meta.get('finalizers') or []):
+        return dict(steps=[], refused=[])
+    wipe = (resource.get('spec') or {}).get('deletionPolicy') == 'Wipe'
+    return dict(steps=[dict(operation='destroy_cluster', node=None, wipe=wipe,
+                            reason='the resource was deleted: its engines are removed, every LUN %s (deletionPolicy %s)'
+                                   % ('erased' if wipe else "keeps its data", 'Wipe' if wipe else 'Retain'))],
+                refused=[])
+
+
+def finalizers(resource):
+    """The resource's finalizers as reconcile leaves them: ours added to a resource
+    that lives, removed from one deleted (once its engines are removed); ``None`` when
+    they are right already."""
+    meta = resource.get('metadata') or {}
+    now = list(meta.get('finalizers') or [])
+    if meta.get('deletionTimestamp'):
+        return [f for f in now if f != FINALIZER] if FINALIZER in now else None
+    return None if FINALIZER in now else now + [FINALIZER]
 
 
 def plan_lines(result):
@@ -249,7 +287,8 @@ def progress_patch(result, operations, run, started):
     steps = result.get('run') or []
     for number, step in enumerate(steps, 1):
         if step['operation'] in operations:
-            return dict(phase='Reconciling', lastOperation=dict(
+            phase = dict(create_cluster='Creating', destroy_cluster='Deleting').get(step['operation'], 'Reconciling')
+            return dict(phase=phase, lastOperation=dict(
                 name='reconcile', runId=run, step=step['operation'], node=step.get('node') or None, started=started,
                 finished=None, result='Running',
                 message='running step %d of %d: %s' % (number, len(steps), _step_text(step))))

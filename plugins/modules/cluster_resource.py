@@ -49,7 +49,8 @@ options:
   state:
     description:
       - V(present) creates the resource or makes its spec say what the options say (options not given are kept);
-        V(absent) deletes it; V(query) only reads it; V(status) writes O(status) into its status (the reconciler's
+        V(absent) deletes it (a resource reconciled once stays, held by its finalizer, until a reconcile removed its
+        engines); V(query) only reads it; V(status) writes O(status) into its status (the reconciler's
         write; the spec options are ignored).
     type: str
     choices: [present, absent, query, status]
@@ -275,7 +276,8 @@ def main():
                 obj = check(api.call('PATCH', cluster_path(p['namespace'], p['name'], status=True),
                                      dict(status=p['status']), content_type=MERGE_PATCH),
                             'writing the status of %s/%s' % (p['namespace'], p['name']), ok=(200,))
-        elif p['state'] == 'absent' and existing:
+        # deleted already, held by its finalizer until a reconcile removed its engines: nothing more to do
+        elif p['state'] == 'absent' and existing and not (existing.get('metadata') or {}).get('deletionTimestamp'):
             perform_action(svc, dict(apiVersion=API_VERSION, kind=KIND,
                                      metadata=dict(name=p['name'], namespace=p['namespace'])), dict(state='absent'))
             result.update(changed=True, method='delete', changes=['deleted'])

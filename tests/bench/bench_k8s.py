@@ -94,6 +94,8 @@ def main():
     k8s = setup()
     started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     runs = [dict(kind='control_plane_start', seconds=s) for s in k8s['starts']]
+    # a resource left by an earlier run: its finalizer (held by reconcile) would keep it
+    k8s['admin'].call('PATCH', DEMO, {'metadata': {'finalizers': None}}, content_type='application/merge-patch+json')
     k8s['admin'].call('DELETE', DEMO)
     rw = the_rw(lab, hosts)
     nodes = [dict(name=h, host=lab_hosts[h]['ansible_host'],

@@ -50,9 +50,9 @@ def k8s(lab, tmp_path_factory):
     k8s_lab('down', env=K8S_ENV)
 
 
-def reconcile(k8s, *extra, check=False):
+def reconcile(k8s, *extra, check=False, cluster='demo'):
     argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', k8s['reach'],
-            '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']]
+            '-i', k8s['source'], '-e', 'cluster=' + cluster, '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']]
     if check:
         argv += ['--check']
     started = time.monotonic()
@@ -89,9 +89,9 @@ def wait_for(probe, timeout, what):
         time.sleep(2)
 
 
-def declare(k8s, **args):
+def declare(k8s, name='demo', **args):
     argv = [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-m', 'polardb.stack.cluster_resource', '-a',
-            json.dumps(dict(args, name='demo', namespace=NAMESPACE, kubeconfig=k8s['editor']))]
+            json.dumps(dict(args, name=name, namespace=NAMESPACE, kubeconfig=k8s['editor']))]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=k8s['env'], timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -101,8 +101,8 @@ def demo_nodes(lab, lab_hosts):
     return [dict(name=h, host=lab_hosts[h]['ansible_host'], wwid=wwids[h]['polardb_lun_wwid']) for h in sorted(lab_hosts)]
 
 
-def status(k8s):
-    code, obj = k8s['admin'].call('GET', DEMO)
+def status(k8s, name='demo'):
+    code, obj = k8s['admin'].call('GET', DEMO.replace('/demo', '/' + name))
     assert code == 200, obj
     return obj.get('status') or {}
 
@@ -237,6 +237,80 @@ def test_replicas_parameters_by_the_spec_remove_and_add_a_node_and_reload(k8s, l
     for h in lab_hosts:
         assert sql(ssh, h, 'show work_mem') == '4MB', h
     assert status(k8s)['lastOperation']['message'] == 'ran: refresh_params'
+
+
+def test_a_new_resource_is_created_by_reconcile_and_deleted_keeping_its_data(k8s, lab_hosts, ssh, writer):
+    """A resource never reconciled whose engines do not answer: reconcile creates the cluster (its RW where
+    spec.primary says, its replica streaming), on the spare LUNs and port 5433 of two lab hosts, beside
+    cluster demo, whose client keeps writing. Deleted, the resource stays (its finalizer) until a reconcile
+    removed the engines; deletionPolicy Retain: the LUNs keep their data."""
+    demo_rw = the_rw(ssh, lab_hosts)
+    first, second = sorted(lab_hosts)[:2]
+    nodes = [dict(name='f' + h[-1], host=lab_hosts[h]['ansible_host'], wwid=lab_hosts[h]['lab_luns']['spare' + h[-1]],
+                  port=5433) for h in (first, second)]
+    declare(k8s, name='fresh', primary='f' + first[-1], replicas=1, nodes=nodes)
+
+    def fresh_sql(host, query):
+        return ssh(host, "cd /tmp && runuser -u postgres -- psql -XAtq -h /var/run/postgresql -p 5433 -d postgres "
+                         "-c \"%s\"" % query).stdout.strip()
+
+    def file_systems():
+        return [ssh(h, 'blkid -p -s TYPE -o value /dev/disk/by-id/wwn-0x%s' % n['wwid'], check=False).stdout.strip()
+                for h, n in zip((first, second), nodes)]
+
+    def engines():
+        return [ssh(h, 'systemctl is-active polardb@fresh', check=False).stdout.strip() for h in (first, second)]
+
+    try:
+        preview = reconcile(k8s, check=True, cluster='fresh')
+        assert preview.returncode == 0, preview.stdout[-4000:]
+        assert 'create_cluster: no engine answers on any node of a cluster never reconciled' in one_line(preview.stdout)
+        assert file_systems() == ['', ''] and status(k8s, 'fresh') == {}
+
+        run = reconcile(k8s, cluster='fresh')
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert fresh_sql(first, 'select pg_is_in_recovery()') == 'f'
+        assert fresh_sql(first, 'select application_name, state from pg_stat_replication') == nodes[1]['name'] + '|streaming'
+        assert file_systems() == ['xfs', 'xfs']
+        st = status(k8s, 'fresh')
+        assert st['phase'] == 'Running' and st['rw'] == nodes[0]['name'] and st['ready'] == '2/2', st
+        assert st['observedGeneration'] == 1 and st['lastOperation']['message'] == 'ran: create_cluster ' + nodes[0]['name']
+        assert dict((i['name'], i['role']) for i in st['instances']) == {nodes[0]['name']: 'rw', nodes[1]['name']: 'replica'}
+        fresh = DEMO.replace('/demo', '/fresh')
+        assert k8s['admin'].call('GET', fresh)[1]['metadata']['finalizers'] == ['stack.polardb.io/engines']
+        fresh_sql(first, 'create table kept as select 42 as answer')
+        fresh_sql(first, 'checkpoint')
+        table_file = fresh_sql(first, "select pg_relation_filepath('kept')")
+        # cluster demo: same RW, nothing lost
+        assert settle(ssh, lab_hosts, writer) == demo_rw
+
+        # deleted: held by the finalizer, the engines still run, until a reconcile removes them
+        declare(k8s, name='fresh', state='absent')
+        code, obj = k8s['admin'].call('GET', fresh)
+        assert code == 200 and obj['metadata'].get('deletionTimestamp'), obj
+        assert engines() == ['active', 'active']
+        gone = reconcile(k8s, cluster='fresh')
+        assert gone.returncode == 0, gone.stdout[-4000:]
+        assert 'deleted: engines removed (every LUN keeps its data)' in one_line(gone.stdout)
+        assert k8s['admin'].call('GET', fresh)[0] == 404
+        assert engines() == ['inactive', 'inactive']
+        assert file_systems() == ['xfs', 'xfs']
+        # the data is there: mounted by hand, the RW's LUN still holds the table's file
+        size = ssh(first, 'mkdir -p /mnt/fresh-kept && mount -o ro /dev/disk/by-id/wwn-0x%s /mnt/fresh-kept && '
+                          'stat -c %%s /mnt/fresh-kept/data/%s; umount /mnt/fresh-kept' % (nodes[0]['wwid'], table_file)).stdout
+        assert int(size) > 0, size
+        assert settle(ssh, lab_hosts, writer) == demo_rw
+    finally:
+        # whatever happened: no engine of cluster fresh left, its LUNs blank for the tests after these
+        subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/destroy_cluster.yml', '-i', k8s['reach'],
+                        '-i', k8s['source'], '-e', 'cluster=fresh', '-e', 'confirm_destroy=fresh', '-e', 'wipe=true'],
+                       capture_output=True, text=True, cwd=ROOT, env=k8s['env'], timeout=900, check=False)
+        k8s['admin'].call('PATCH', DEMO.replace('/demo', '/fresh'), {'metadata': {'finalizers': None}},
+                          content_type='application/merge-patch+json')
+        k8s['admin'].call('DELETE', DEMO.replace('/demo', '/fresh'))
+        for h, n in zip((first, second), nodes):
+            ssh(h, 'wipefs -a -q /dev/disk/by-id/wwn-0x%s' % n['wwid'], check=False)
+    assert file_systems() == ['', '']
 
 
 # last: it leaves the resource with a change reconcile refuses

@@ -50,7 +50,8 @@ def ops(result):
 
 def test_a_converged_cluster_needs_nothing():
     result = reconcile.plan(resource(), topology())
-    assert result == dict(steps=[], refused=[], run=[], lines=['nothing to change'])
+    assert result == dict(steps=[], refused=[], run=[], lines=['nothing to change'], deleting=False,
+                          finalizers=[reconcile.FINALIZER])
     assert reconcile.observed(resource(), topology()) == dict(
         phase='Running', rw='pdb1', ready='2/2',
         instances=[dict(name='pdb1', host='10.0.0.11', role='rw', state='running', timeline=1),
@@ -59,7 +60,11 @@ def test_a_converged_cluster_needs_nothing():
 
 def test_a_new_resource_with_no_engine_is_created():
     nothing = topology(rw=None, nodes=[node('pdb1', reachable=False), node('pdb2', reachable=False)], healthy=False)
-    assert ops(reconcile.plan(resource(applied=False), nothing)) == [('create_cluster', 'pdb1')]
+    new = reconcile.plan(resource(applied=False), nothing)
+    assert ops(new) == [('create_cluster', 'pdb1')] and new['refused'] == [] and ops(dict(steps=new['run'])) == ops(new)
+    # once created, the plan made again finds nothing: the spec's parameters came with the cluster
+    created = topology(nodes=[node('pdb1', 'primary'), node('pdb2')])
+    assert reconcile.plan(resource(applied=False), created, resume=False, ran=new['run'])['steps'] == []
     assert reconcile.observed(resource(applied=False), nothing)['phase'] == 'Failed'
 
 
@@ -145,7 +150,7 @@ def test_operations_the_caller_does_not_run_are_refused_naming_their_playbook():
     assert reconcile.plan(changed(SPEC, dict(SPEC, primary='pdb2')), topology(), supported=('switchover',))['refused'] == []
 
 
-def test_reconcile_runs_membership_switchover_parameters_and_class_and_refuses_the_rest():
+def test_reconcile_runs_creation_membership_switchover_parameters_and_class_and_refuses_the_rest():
     spec = dict(SPEC, replicas=2, primary='pdb2', parameters={'work_mem': '32MB'}, engineVersion='15.15-0+deb12u1',
                 **{'class': 'small'})
     result = reconcile.plan(changed(SPEC, spec), topology())
@@ -274,3 +279,33 @@ def test_what_this_run_made_is_no_change_when_it_plans_again():
     # a step that did not take (its node still does not answer) is still to run
     lost = topology(rw='pdb2', nodes=[node('pdb1'), node('pdb2', 'primary')])
     assert ops(reconcile.plan(res, lost, resume=False, ran=first['run'])) == [('add_node', 'pdb3')]
+
+
+def test_a_reconciled_resource_gets_the_finalizer_once():
+    res = resource()
+    result = reconcile.plan(res, topology())
+    assert result['finalizers'] == [reconcile.FINALIZER] and not result['deleting']
+    res['metadata']['finalizers'] = ['other.io/keep', reconcile.FINALIZER]
+    assert reconcile.plan(res, topology())['finalizers'] is None
+
+
+def test_a_deleted_resource_removes_its_engines_keeping_the_data_unless_wipe_then_drops_the_finalizer():
+    res = resource()
+    res['metadata'].update(deletionTimestamp='2026-12-04T16:00:00Z', finalizers=['other.io/keep', reconcile.FINALIZER])
+    # whatever else the spec says or the engines do (no RW here), the engines are removed
+    res['spec']['primary'] = 'pdb2'
+    down = topology(rw=None, nodes=[node('pdb1', reachable=False), node('pdb2')], healthy=False)
+    result = reconcile.plan(res, down)
+    assert result['deleting'] and result['refused'] == [] and ops(dict(steps=result['run'])) == [('destroy_cluster', None)]
+    assert result['run'][0]['wipe'] is False and 'every LUN keeps its data (deletionPolicy Retain)' in result['run'][0]['reason']
+    assert result['finalizers'] == ['other.io/keep']
+    progress = reconcile.progress_patch(result, ['destroy_cluster'], 'r9', 't0')
+    assert progress['phase'] == 'Deleting' and progress['lastOperation']['step'] == 'destroy_cluster'
+    # after its destroy_cluster, nothing is left to run
+    assert reconcile.plan(res, down, resume=False, ran=result['run'])['steps'] == []
+    res['spec']['deletionPolicy'] = 'Wipe'
+    assert reconcile.plan(res, down)['run'][0]['wipe'] is True
+    # without our finalizer (never reconciled) there is nothing to remove
+    res['metadata']['finalizers'] = []
+    result = reconcile.plan(res, down)
+    assert result['steps'] == [] and result['finalizers'] is None
