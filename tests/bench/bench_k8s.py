@@ -3,7 +3,8 @@ reconcile.yml against cluster "demo", declared as a PolarDBCluster and
 reconciled as the reconciler's service account, a client writing throughout.
 Per run: the control plane's start from cached binaries (until /readyz and the
 default namespace); a declared cluster to phase Running (the module's apply,
-then one reconcile); a reconcile of the converged cluster (wall time, changed
+then one reconcile); a new cluster declared on blank LUNs to phase Running (one
+reconcile creates it) and, deleted, to gone (one reconcile removes its engines); a reconcile of the converged cluster (wall time, changed
 tasks, which status fields it wrote); a switchover by a new spec.primary
 (wall time, write gap, acknowledged writes missing). Results go to
 docs/benchmarks/k8s-results.json, summarised in docs/benchmarks.md
@@ -65,26 +66,48 @@ def setup():
     return ids
 
 
-def declare(k8s, **args):
+def declare(k8s, name='demo', **args):
     return run([os.path.join(VENV_BIN, 'ansible'), 'localhost', '-m', 'polardb.stack.cluster_resource', '-a',
-                json.dumps(dict(args, name='demo', namespace=NAMESPACE, kubeconfig=k8s['editor']))])[0]
+                json.dumps(dict(args, name=name, namespace=NAMESPACE, kubeconfig=k8s['editor']))])[0]
 
 
-def reconcile(k8s):
+def reconcile(k8s, cluster='demo'):
     took, out = run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', LAB_INVENTORY,
-                     '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']])
+                     '-i', k8s['source'], '-e', 'cluster=' + cluster, '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']])
     changed = RECAP.findall(out)
     return took, int(changed[-1]) if changed else None
 
 
-def status(k8s):
-    return k8s['admin'].call('GET', DEMO)[1]
+def status(k8s, name='demo'):
+    return k8s['admin'].call('GET', DEMO.replace('/demo', '/' + name))[1]
+
+
+def create_and_delete(k8s, lab, hosts):
+    """A new 2-node cluster declared on the spare LUNs (port 5433) -> phase Running (one reconcile creates it);
+    then deleted -> gone from the API (one reconcile removes its engines; deletionPolicy Wipe, so that the next
+    creation starts from blank LUNs again)."""
+    lab_hosts = lab['all']['children']['lab_hosts']['hosts']
+    nodes = [dict(name='f' + h[-1], host=lab_hosts[h]['ansible_host'], wwid=lab_hosts[h]['lab_luns']['spare' + h[-1]],
+                  port=5433) for h in hosts[:2]]
+    t0 = time.monotonic()
+    declare(k8s, name='fresh', primary=nodes[0]['name'], replicas=1, nodes=nodes, deletion_policy='Wipe')
+    took = reconcile(k8s, 'fresh')[0]
+    phase = (status(k8s, 'fresh').get('status') or {}).get('phase')
+    created = dict(kind='created_to_running', seconds=round(time.monotonic() - t0, 2), reconcile_s=round(took, 2),
+                   phase=phase)
+    t0 = time.monotonic()
+    declare(k8s, name='fresh', state='absent')
+    took = reconcile(k8s, 'fresh')[0]
+    gone = k8s['admin'].call('GET', DEMO.replace('/demo', '/fresh'))[0] == 404
+    return [created, dict(kind='deleted_to_gone', seconds=round(time.monotonic() - t0, 2), reconcile_s=round(took, 2),
+                          gone=gone)]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--noop', type=int, default=5)
     parser.add_argument('--switchovers', type=int, default=3)
+    parser.add_argument('--creations', type=int, default=2)
     parser.add_argument('--pace', type=float, default=0.005)
     args = parser.parse_args()
     with open(LAB_INVENTORY) as f:
@@ -113,6 +136,8 @@ def main():
                          if before['status'].get(k) != after['status'].get(k))
         runs.append(dict(kind='noop_reconcile', seconds=round(took, 2), changed=changed, status_written=written,
                          spec_unchanged=before['spec'] == after['spec']))
+    for attempt in range(args.creations):
+        runs += create_and_delete(k8s, lab, hosts)
     writer = Writer(lab_dsn(lab), table='k8s_bench_writes', pause=args.pace).start()
     try:
         for attempt in range(args.switchovers):

@@ -8,7 +8,8 @@ healthy 3-node cluster:
 2. --check of a pause writes nothing to etcd;
 3. no failover when the RW's agent freezes (its lease expires, its engine still
    answers), when the RW's etcd member stops, nor when the RW's engine crashes
-   (its unit restarts it in place);
+   (its unit restarts it in place), nor when the RW is saturated (pgbench and a
+   CPU hog) while nothing runs on the controller;
 4. the RW's host is cut off the network with a client writing: without any
    playbook a replica is promoted, nothing acknowledged is lost, the other
    replica follows it; once back, the old RW accepts no writes (fenced, and its
@@ -17,11 +18,14 @@ healthy 3-node cluster:
 5. paused, then disabled: the pause is in etcd; the agents stop and their keys go.
 Timings are printed, never asserted."""
 import json
+import os
+import re
+import subprocess
 import time
 
 import pytest
 
-from labtools import PSQL, cluster_fingerprint, fault, one_line, sql, streams_from, the_rw
+from labtools import PSQL, cluster_fingerprint, fault, lab_dsn, one_line, sql, streams_from, the_rw
 
 ETCDCTL = ('ETCDCTL_API=3 etcdctl --endpoints=https://{ip}:2379 --cacert=/etc/polardb-stack/_etcd/ca.crt '
            '--cert=/etc/polardb-stack/_etcd/node.crt --key=/etc/polardb-stack/_etcd/node.key --command-timeout=5s ')
@@ -94,7 +98,7 @@ def history(keys):
     return sorted(k for k in keys if k.startswith('history/'))
 
 
-def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engine_crashes(ssh, lab_hosts):
+def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engine_crashes(ssh, lab_hosts, writer):
     rw = the_rw(ssh, lab_hosts)
     earlier = history(etcd_keys(ssh, lab_hosts))
     pid = ssh(rw, 'systemctl show -p MainPID --value polardb-ha@demo.service').stdout.strip()
@@ -128,11 +132,40 @@ def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engi
     keys = etcd_keys(ssh, lab_hosts)
     assert 'failover' not in keys and history(keys) == earlier, keys
     assert the_rw(ssh, lab_hosts) == rw
+    # the crash cost the client its writes in flight, never an acknowledged one
+    writer.stop()
+    assert writer.missing() == []
 
 
-# Cut off the network, not powered off: the same failover for the manager, plus the
-# old RW's own agent stopping its engine (power cuts: make bench-ha-auto, 10 runs;
-# CI has no time for both)
+def test_no_failover_when_the_rw_is_saturated_and_nothing_runs_on_the_controller(ssh, lab, lab_hosts, writer):
+    """pgbench at full speed through the DSN and a CPU hog on every core of the RW's host, watched for 25 s
+    (four times the agents' 6 s lease), while nothing runs on the controller but this watch: the
+    controller gone is the same case for the manager, which runs on the hosts only."""
+    rw = the_rw(ssh, lab_hosts)
+    earlier = history(etcd_keys(ssh, lab_hosts))
+    env = dict(os.environ, PGCONNECT_TIMEOUT='2')
+    subprocess.run(['pgbench', '-i', '-s', '2', '-q', lab_dsn(lab)], env=env, check=True, capture_output=True, timeout=120)
+    try:
+        ssh(rw, 'nohup sh -c "for i in 1 2 3 4; do timeout 25 sh -c \'while :; do :; done\' & done" >/dev/null 2>&1 &')
+        load = subprocess.run(['pgbench', '-c', '8', '-j', '2', '-n', '-T', '25', lab_dsn(lab)], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert load.returncode == 0, load.stderr[-2000:]
+        tps = re.search(r'tps = ([0-9.]+)', load.stdout)
+        print('saturated RW: pgbench %s tps' % (tps.group(1) if tps else '?'))
+        keys = etcd_keys(ssh, lab_hosts)
+        assert 'failover' not in keys and history(keys) == earlier, keys
+        assert keys['leader']['node'] == rw and the_rw(ssh, lab_hosts) == rw
+        writer.stop()
+        assert writer.missing() == []
+    finally:
+        sql(ssh, rw, 'drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers',
+            check=False)
+
+
+# Cut off the network: the manager's failover, and the old RW's own agent stopping its
+# engine (power cuts: make bench-ha-auto). A power cut here, before the isolation, left the
+# powered-off host's etcd member unhealthy in CI (ha.yml then failed on it, and the
+# isolation that followed found no quorum, so no failover): to be understood first.
 @pytest.mark.parametrize('action', ['isolate'])
 def test_the_rw_host_lost_is_failed_over_by_the_manager(playbook, ssh, lab, lab_hosts, writer, action):
     old = the_rw(ssh, lab_hosts)

@@ -41,3 +41,16 @@ def test_the_doc_is_current():
     if not os.path.exists(k8s_doc.RESULTS):
         pytest.skip('make bench-k8s has not run yet: no %s' % k8s_doc.RESULTS)
     assert k8s_doc.main(['--check']) == 0
+
+
+def test_creations_and_deletions_are_counted_and_rendered():
+    runs = RUNS + [dict(kind='created_to_running', seconds=40.0, reconcile_s=35.0, phase='Running'),
+                   dict(kind='created_to_running', seconds=44.0, reconcile_s=39.0, phase='Failed'),
+                   dict(kind='deleted_to_gone', seconds=16.0, reconcile_s=15.0, gone=True)]
+    s = k8s_doc.summarize(runs)
+    assert s['created_to_running'] == dict(runs=2, median_s=42.0, max_s=44.0, running=1)
+    assert s['deleted_to_gone'] == dict(runs=1, median_s=16.0, max_s=16.0, gone=1)
+    table = k8s_doc.render(dict(summary=s, date='d', lab='l', control_plane='c', client='w'))
+    assert '| a new 2-node cluster declared on blank LUNs -> phase Running (one reconcile creates it) | 2 | 42.00 | 44.00 | ' \
+        'phase Running in 1 of 2 |' in table
+    assert 'gone in 1 of 1' in table
