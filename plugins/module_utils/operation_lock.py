@@ -412,6 +412,37 @@ READ_ARGUMENT_SPEC = dict(type='dict', options=dict(
 ))
 
 
+# The option a module whose run ends a lifecycle operation on a node takes to
+# release the run's record there when its own step succeeded (doc fragment
+# polardb.stack.operation_lock_release): the lock role's release needs no
+# module run of its own on such a node.
+RELEASE_ARGUMENT_SPEC = dict(type='dict', options=dict(
+    cluster=dict(type='str', required=True),
+    owner=dict(type='dict', required=True, options=dict(
+        run_id=dict(type='str', required=True),
+        controller=dict(type='str'),
+        pid=dict(type='int'),
+    )),
+    lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
+))
+
+
+def release_record(option, check_mode=False, store=None):
+    """``state=released`` of ``option['owner']``'s record, for the ``release_lock``
+    option: ``{released, changed, lock, previous, lock_file}`` (``released``: no
+    record of this run is left, removed now or there was none); never raises - a
+    record this run cannot release (``released`` false, ``error``) is left for the
+    lock role's release task, which reports it."""
+    try:
+        out = ensure_lock(store or FileLeaseStore(option['lock_dir']), option['cluster'], state='released',
+                          owner=option['owner'], check_mode=check_mode)
+    except PolarDBError as e:
+        return dict(released=False, error=e.msg)
+    out.pop('diff', None)
+    out['released'] = True
+    return out
+
+
 def read_record(option, store=None):
     """What ``state=query`` (no wait) returns for the ``operation_lock`` option."""
     found = ensure_lock(store or FileLeaseStore(option['lock_dir']), option['cluster'], state='query')

@@ -56,6 +56,14 @@ def check_slot_names(names, what):
     return [str(n) for n in names]
 
 
+def in_place(result):
+    """The node's step ended with it where it belongs: the RW, or a follower whose
+    WAL receiver streams (what ``switchover.rejoin_report`` asks of each node)."""
+    if result.get('role') == 'rw':
+        return True
+    return 'streaming' in (result.get('receiver') or '').split(',')
+
+
 class Replication(object):
     """Bring the local node to its place: RW (``upstream`` None) or follower."""
 

@@ -73,6 +73,7 @@ options:
     default: 10
 extends_documentation_fragment:
   - polardb.stack.local_instance
+  - polardb.stack.operation_lock_release
   - polardb.stack.attributes
 attributes:
   check_mode:
@@ -155,6 +156,15 @@ receiver:
   returned: always
   type: str
   sample: streaming
+operation_lock:
+  description:
+    - With O(release_lock) - what became of the run's record of the lock on this host - C(released) (true - no
+      record of the run is left, removed now (C(changed)) or there was none), C(lock), C(previous), C(lock_file); or
+      C(released=false) with C(error) (a record this run cannot release), or with C(skipped) (the node is not in its
+      place, so the record stays for a run that resumes).
+  returned: when O(release_lock) is given
+  type: dict
+  sample: {released: true, lock: null, lock_file: /var/lib/polardb-stack/locks/demo.json}
 timings:
   description: Seconds spent - C(receiver_s) (waiting for the WAL receiver), C(total_s).
   returned: always
@@ -165,8 +175,10 @@ timings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.instance import from_params, local_argument_spec
+from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
+    RELEASE_ARGUMENT_SPEC, release_record)
 from ansible_collections.polardb.stack.plugins.module_utils.replication import (
-    DEFAULT_RECEIVER_TIMEOUT, Replication)
+    DEFAULT_RECEIVER_TIMEOUT, Replication, in_place)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, fail_on_error
 
 
@@ -183,6 +195,7 @@ def main():
         slots=dict(type='list', elements='str', default=[]),
         drop_slots=dict(type='list', elements='str', default=[]),
         receiver_timeout=dict(type='float', default=DEFAULT_RECEIVER_TIMEOUT),
+        release_lock=RELEASE_ARGUMENT_SPEC,
     )
     argument_spec.update(local_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -195,6 +208,9 @@ def main():
                            receiver_timeout=p['receiver_timeout'], check_mode=module.check_mode).run()
 
     result = fail_on_error(module, run)
+    if p['release_lock']:
+        result['operation_lock'] = (release_record(p['release_lock'], check_mode=module.check_mode)
+                                    if in_place(result) else dict(released=False, skipped='the node is not in place'))
     if not module._diff:
         result.pop('diff', None)
     module.exit_json(**result)

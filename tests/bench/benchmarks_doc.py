@@ -128,8 +128,8 @@ def _phase_table(summary):
 def render(result):
     runs, summary = result['runs'], summarize(result['runs'])
     dates = sorted(set(r.get('measured', result['date'][:10]) for r in runs)) or [result['date'][:10]]
-    when = dates[0] if len(dates) == 1 else 'between %s and %s' % (dates[0], dates[-1])
-    out = [BEGIN, '', 'Results of %s (%s).' % (when, result.get('lab') or 'the lab'), '']
+    when = 'of ' + dates[0] if len(dates) == 1 else 'measured between %s and %s' % (dates[0], dates[-1])
+    out = [BEGIN, '', 'Results %s (%s).' % (when, result.get('lab') or 'the lab'), '']
     idle = [r for r in runs if group(r) == 'switchover']
     if idle:
         out += _switchover_table('Switchover: `playbooks/switchover.yml`, idle', idle, summary.get('switchover'), False)

@@ -50,11 +50,15 @@ def k8s(lab, tmp_path_factory):
     k8s_lab('down', env=K8S_ENV)
 
 
+def playbook_argv(k8s, name, cluster, *extra):
+    """ansible-playbook playbooks/<name>.yml for ``cluster``, its hosts from the resources
+    (the inventory plugin) as the reconciler's service account sees them."""
+    return [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/%s.yml' % name, '-i', k8s['reach'],
+            '-i', k8s['source'], '-e', 'cluster=' + cluster, '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']] + list(extra)
+
+
 def reconcile(k8s, *extra, check=False, cluster='demo'):
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', k8s['reach'],
-            '-i', k8s['source'], '-e', 'cluster=' + cluster, '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']]
-    if check:
-        argv += ['--check']
+    argv = playbook_argv(k8s, 'reconcile', cluster, *(['--check'] if check else []))
     started = time.monotonic()
     proc = subprocess.run(argv + list(extra), capture_output=True, text=True, cwd=ROOT, env=k8s['env'],
                           timeout=900, check=False)
@@ -66,10 +70,8 @@ def reconcile(k8s, *extra, check=False, cluster='demo'):
 
 def start_reconcile(k8s, *extra):
     """A reconcile in the background, in a process group of its own (killed as a whole)."""
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/reconcile.yml', '-i', k8s['reach'],
-            '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_k8s_kubeconfig=' + k8s['reconciler']] + list(extra)
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                            env=k8s['env'], start_new_session=True)
+    return subprocess.Popen(playbook_argv(k8s, 'reconcile', 'demo', *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=k8s['env'], start_new_session=True)
 
 
 def lease_free(run):
@@ -302,8 +304,7 @@ def test_a_new_resource_is_created_by_reconcile_and_deleted_keeping_its_data(k8s
         assert settle(ssh, lab_hosts, writer) == demo_rw
     finally:
         # whatever happened: no engine of cluster fresh left, its LUNs blank for the tests after these
-        subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/destroy_cluster.yml', '-i', k8s['reach'],
-                        '-i', k8s['source'], '-e', 'cluster=fresh', '-e', 'confirm_destroy=fresh', '-e', 'wipe=true'],
+        subprocess.run(playbook_argv(k8s, 'destroy_cluster', 'fresh', '-e', 'confirm_destroy=fresh', '-e', 'wipe=true'),
                        capture_output=True, text=True, cwd=ROOT, env=k8s['env'], timeout=900, check=False)
         k8s['admin'].call('PATCH', DEMO.replace('/demo', '/fresh'), {'metadata': {'finalizers': None}},
                           content_type='application/merge-patch+json')

@@ -555,3 +555,28 @@ def test_read_record_is_a_query_without_diff(store, clock):
     lock(store, clock)
     found = ol.read_record({'cluster': 'demo', 'lock_dir': None}, store=store)
     assert found['lock']['owner'] == RUN_A and 'diff' not in found and found['waited'] == 0.0
+
+
+def test_release_record_removes_this_runs_record_and_says_released(store, clock):
+    lock(store, clock)
+    out = ol.release_record({'cluster': 'demo', 'lock_dir': None, 'owner': RUN_A}, store=store)
+    assert out['released'] is True and out['changed'] is True and out['lock'] is None and 'diff' not in out
+    assert out['previous']['owner'] == RUN_A and store.read('demo') is None
+
+
+def test_release_record_with_no_record_left_is_released_without_a_change(store):
+    out = ol.release_record({'cluster': 'demo', 'lock_dir': None, 'owner': RUN_A}, store=store)
+    assert out['released'] is True and out['changed'] is False
+
+
+def test_release_record_of_another_runs_record_keeps_it_and_reports_instead_of_raising(store, clock):
+    lock(store, clock, owner=RUN_B)
+    out = ol.release_record({'cluster': 'demo', 'lock_dir': None, 'owner': RUN_A}, store=store)
+    assert out['released'] is False and RUN_B['run_id'] in out['error']
+    assert store.read('demo')['owner'] == RUN_B
+
+
+def test_release_record_in_check_mode_writes_nothing(store, clock):
+    lock(store, clock)
+    out = ol.release_record({'cluster': 'demo', 'lock_dir': None, 'owner': RUN_A}, check_mode=True, store=store)
+    assert out['changed'] is True and store.read('demo')['owner'] == RUN_A

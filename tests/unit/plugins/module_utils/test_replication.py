@@ -290,3 +290,22 @@ def test_a_slot_that_stays_active_fails_after_the_receiver_timeout(tmp_path):
     with pytest.raises(PolarDBError) as e:
         r.run()
     assert 'replication slot "pdb3" is active' in e.value.msg
+
+
+@pytest.mark.parametrize('result, expected', [
+    ({'role': 'rw', 'receiver': None}, True),
+    ({'role': 'replica', 'receiver': 'streaming'}, True),
+    ({'role': 'replica', 'receiver': 'catchup,streaming'}, True),
+    ({'role': 'replica', 'receiver': 'none'}, False),
+    ({'role': 'replica', 'receiver': 'unknown (check mode)'}, False),
+    ({'role': 'replica'}, False),
+])
+def test_in_place_is_what_the_rejoin_report_asks_of_a_node(result, expected):
+    assert rp.in_place(result) is expected
+    problems = rp_report({'pdb3' if result['role'] == 'replica' else 'pdb2': result})
+    assert (problems == []) is expected
+
+
+def rp_report(results):
+    from ansible_collections.polardb.stack.plugins.module_utils.switchover import rejoin_report
+    return rejoin_report(results, 'pdb1', 'pdb2')['problems']
