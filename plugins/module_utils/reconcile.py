@@ -29,9 +29,10 @@ FINALIZER = 'stack.polardb.io/engines'
 
 
 # what playbooks/reconcile.yml runs itself (create_cluster converges new nodes too, so it also adds
-# them; scale is refresh_params with the class the spec names); it refuses the others, naming their playbook
+# them; scale is refresh_params with the class the spec names); a caller that runs fewer refuses the
+# others, naming their playbook
 RUN_BY_RECONCILE = ('create_cluster', 'add_node', 'remove_node', 'switchover', 'refresh_params', 'scale',
-                    'destroy_cluster')
+                    'minor_upgrade', 'expand_storage', 'destroy_cluster')
 
 
 def applied_of(spec):

@@ -314,17 +314,54 @@ def test_a_new_resource_is_created_by_reconcile_and_deleted_keeping_its_data(k8s
     assert file_systems() == ['', '']
 
 
-# last: it leaves the resource with a change reconcile refuses
-def test_a_change_reconcile_cannot_make_yet_is_refused_before_anything_changes(k8s, lab_hosts, ssh):
+MIB = 1024 * 1024
+
+
+# last: the resource says a new engine version and storage size; then a lost instance is refused
+def test_engine_version_and_storage_size_by_the_spec_then_a_lost_instance_is_refused(k8s, lab, lab_hosts, ssh, writer):
     rw = the_rw(ssh, lab_hosts)
-    gen = status(k8s)['observedGeneration']
+    wwids = dict((n['name'], n['wwid']) for n in demo_nodes(lab, lab_hosts))
+
+    def sizes():
+        """{node: (LUN bytes, file system bytes)} as the host sees them."""
+        return dict((h, (int(ssh(h, 'blockdev --getsize64 /dev/disk/by-id/wwn-0x%s' % w).stdout),
+                         int(ssh(h, 'df -B1 --output=size /srv/polardb/demo | tail -1').stdout))) for h, w in wwids.items())
+
+    before = sizes()
+    started = dict((h, sql(ssh, h, 'select pg_postmaster_start_time()')) for h in sorted(lab_hosts))
+    # the version installed everywhere (minor_upgrade's own test moves versions): the step runs and finds
+    # nothing to install; the size 256 MiB above the largest LUN
     version = ssh(rw, "dpkg-query -W -f '${Version}' postgresql-15").stdout.strip()
-    declare(k8s, engine_version=version)
+    size = '%dMi' % (max(lun for lun, _fs in before.values()) // MIB + 256)
+    declare(k8s, engine_version=version, storage_size=size)
     run = reconcile(k8s)
-    assert run.returncode != 0
-    assert 'minor_upgrade (spec.engineVersion changed to %s) is not run by reconcile.yml yet: run ' \
-        'playbooks/minor_upgrade.yml' % version in one_line(run.stdout)
-    assert the_rw(ssh, lab_hosts) == rw
+    assert run.returncode == 0, run.stdout[-4000:]
+    after = sizes()
+    for h in wwids:
+        assert after[h][0] == int(size[:-2]) * MIB and after[h][1] > before[h][1], (h, before[h], after[h])
+    # online, and no package changed: no engine restarted
+    assert dict((h, sql(ssh, h, 'select pg_postmaster_start_time()')) for h in sorted(lab_hosts)) == started
     st = status(k8s)
-    assert st['lastOperation']['result'] == 'Failed' and st['conditions'][0]['reason'] == 'Refused'
-    assert st['observedGeneration'] == gen  # the refused generation is not observed
+    assert st['phase'] == 'Running', st
+    assert (st['applied']['engineVersion'], st['applied']['storageSize']) == (version, size), st['applied']
+    assert st['lastOperation']['result'] == 'Succeeded', st['lastOperation']
+    assert 'minor_upgrade' in st['lastOperation']['message'] and 'expand_storage' in st['lastOperation']['message']
+    assert settle(ssh, lab_hosts, writer) == rw
+    no_lock_left(ssh, lab_hosts)
+
+    # a replica whose engine does not answer: refused before anything changes, the generation not observed
+    replica = sorted(h for h in lab_hosts if h != rw)[0]
+    ssh(replica, 'systemctl stop polardb@demo')
+    try:
+        declare(k8s, parameters={'work_mem': '24MB'})
+        gen = status(k8s)['observedGeneration']
+        run = reconcile(k8s)
+        assert run.returncode != 0
+        assert '%s was an instance of the cluster and does not answer: rebuild it' % replica in one_line(run.stdout)
+        assert sql(ssh, rw, 'show work_mem') != '24MB' and the_rw(ssh, lab_hosts) == rw
+        st = status(k8s)
+        assert st['lastOperation']['result'] == 'Failed' and st['conditions'][0]['reason'] == 'Refused'
+        assert st['observedGeneration'] == gen
+    finally:
+        ssh(replica, 'systemctl start polardb@demo')
+    assert settle(ssh, lab_hosts, writer) == rw

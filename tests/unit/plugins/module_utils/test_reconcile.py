@@ -150,15 +150,20 @@ def test_operations_the_caller_does_not_run_are_refused_naming_their_playbook():
     assert reconcile.plan(changed(SPEC, dict(SPEC, primary='pdb2')), topology(), supported=('switchover',))['refused'] == []
 
 
-def test_reconcile_runs_creation_membership_switchover_parameters_and_class_and_refuses_the_rest():
+def test_reconcile_runs_every_operation_a_spec_change_needs_in_their_order():
     spec = dict(SPEC, replicas=2, primary='pdb2', parameters={'work_mem': '32MB'}, engineVersion='15.15-0+deb12u1',
-                **{'class': 'small'})
+                storage={'size': '20Gi'}, **{'class': 'small'})
     result = reconcile.plan(changed(SPEC, spec), topology())
     assert [s['operation'] for s in result['steps']] == ['add_node', 'switchover', 'refresh_params', 'scale',
-                                                         'minor_upgrade']
-    assert result['refused'] == ['minor_upgrade (spec.engineVersion changed to 15.15-0+deb12u1) is not run by '
-                                 'reconcile.yml yet: run playbooks/minor_upgrade.yml']
-    assert reconcile.plan(changed(SPEC, dict(spec, engineVersion=None)), topology())['refused'] == []
+                                                         'minor_upgrade', 'expand_storage']
+    assert result['refused'] == []
+    # a caller that does not run the last two refuses them, naming their playbooks
+    older = reconcile.plan(changed(SPEC, spec), topology(), supported=tuple(
+        o for o in reconcile.RUN_BY_RECONCILE if o not in ('minor_upgrade', 'expand_storage')))
+    assert older['refused'] == ['minor_upgrade (spec.engineVersion changed to 15.15-0+deb12u1) is not run by '
+                                'reconcile.yml yet: run playbooks/minor_upgrade.yml',
+                                'expand_storage (spec.storage.size changed to 20Gi) is not run by '
+                                'reconcile.yml yet: run playbooks/expand_storage.yml']
 
 
 def test_a_removed_node_leaves_the_instances_once_its_engine_stopped():
