@@ -404,6 +404,14 @@ def ensure_lock(store, cluster, state='query', operation=None, params=None, owne
                        lock=None, previous=None, lock_file=store.where(cluster))
 
 
+# Who holds a lease: the operation_lock module's owner option, and release_lock's.
+OWNER_ARGUMENT_SPEC = dict(type='dict', options=dict(
+    run_id=dict(type='str', required=True),
+    controller=dict(type='str'),
+    pid=dict(type='int'),
+))
+
+
 # The option a module that reads a node anyway takes to read the lock too
 # (doc fragment polardb.stack.operation_lock_read).
 READ_ARGUMENT_SPEC = dict(type='dict', options=dict(
@@ -417,14 +425,7 @@ READ_ARGUMENT_SPEC = dict(type='dict', options=dict(
 # polardb.stack.operation_lock_release): the lock role's release needs no
 # module run of its own on such a node.
 RELEASE_ARGUMENT_SPEC = dict(type='dict', options=dict(
-    cluster=dict(type='str', required=True),
-    owner=dict(type='dict', required=True, options=dict(
-        run_id=dict(type='str', required=True),
-        controller=dict(type='str'),
-        pid=dict(type='int'),
-    )),
-    lock_dir=dict(type='path', default=DEFAULT_LOCK_DIR),
-))
+    READ_ARGUMENT_SPEC['options'], owner=dict(OWNER_ARGUMENT_SPEC, required=True)))
 
 
 def release_record(option, check_mode=False, store=None):

@@ -50,7 +50,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.polardb.stack.plugins.module_utils.instance import DB_SHUTDOWNED
-from ansible_collections.polardb.stack.plugins.module_utils.replication import SLOTS_SQL
+from ansible_collections.polardb.stack.plugins.module_utils.replication import SLOTS_SQL, in_place
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 from ansible_collections.polardb.stack.plugins.module_utils.topology import (
     PROBE_SQL, format_lsn, lsn_diff, parse_lsn, parse_probe, timeline_of_walfile)
@@ -106,6 +106,7 @@ def rejoin_report(results, old_rw, new_rw):
         if r.get('failed') or r.get('unreachable') or r.get('skipped') or 'role' not in r:
             problems.append('%s: no answer (%s)' % (node, r.get('msg') or 'did not run'))
             continue
+        # the node's own step said where it is (what its release of the lock went by, too)
         if node == new_rw:
             now = 'RW'
             if r.get('role') != 'rw':
@@ -113,7 +114,7 @@ def rejoin_report(results, old_rw, new_rw):
         else:
             receiver = r.get('receiver') or 'none'
             now = 'replica of %s, %s' % (new_rw, receiver)
-            if 'streaming' not in receiver.split(','):
+            if not in_place(r):
                 problems.append('%s: its WAL receiver towards %s is %s' % (node, new_rw, receiver))
         lines.append('%s: %s%s; %s' % (node, now, was, ', '.join(r.get('actions') or []) or 'nothing to change'))
     return dict(problems=problems, lines=lines)

@@ -300,7 +300,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 from ansible_collections.polardb.stack.plugins.module_utils.k8s_api import KubeApi
 from ansible_collections.polardb.stack.plugins.module_utils.k8s_lease import K8sLeaseStore
 from ansible_collections.polardb.stack.plugins.module_utils.operation_lock import (
-    DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_DIR, STATES, FileLeaseStore, ensure_lock)
+    DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_DIR, OWNER_ARGUMENT_SPEC, STATES, FileLeaseStore, ensure_lock)
 from ansible_collections.polardb.stack.plugins.module_utils.runner import fail_on_error
 
 
@@ -323,11 +323,7 @@ def main():
             state=dict(type='str', default='query', choices=list(STATES)),
             operation=dict(type='str'),
             params=dict(type='dict', default={}),
-            owner=dict(type='dict', options=dict(
-                run_id=dict(type='str', required=True),
-                controller=dict(type='str'),
-                pid=dict(type='int'),
-            )),
+            owner=OWNER_ARGUMENT_SPEC,
             lease_seconds=dict(type='int', default=DEFAULT_LEASE_SECONDS),
             expect_version=dict(type='str'),
             expect_wait=dict(type='float', default=0),
