@@ -21,6 +21,10 @@ description:
     every standby; the other nodes of C(spec.nodes) are where replicas may be added. A node that the status lists as a
     running replica or standby but that C(spec.replicas) now leaves out stays in the cluster's group, with
     C(polardb_k8s_leaving=true), until reconcile removed it.
+  - The lifecycle playbooks run on these groups take the cluster's C(coordination.k8s.io/v1) Lease (the one
+    C(reconcile.yml) holds) beside their lock on the nodes, so a playbook and a reconcile never run at once. They
+    reach the API server as this plugin does when it was given O(kubeconfig) (and O(context)), set as the group
+    variables C(polardb_k8s_kubeconfig) and C(polardb_k8s_context); otherwise through kubernetes.core's defaults.
   - Usable as an AWX / Automation Controller inventory source. SSH users and keys are not in the resource - give them as
     O(compose) or group variables of another inventory source, or in the job template's credentials.
   - Connects through kubernetes.core's client (kubeconfig, context, token or certificates, or the C(K8S_AUTH_*)
@@ -116,8 +120,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         for group, members in sorted(inv['groups'].items()):
             for name in members:
                 self.inventory.add_child(group, name)
+        # the same API server for the playbooks, which take the cluster's Lease there
+        given = (('kubeconfig', 'polardb_k8s_kubeconfig'), ('context', 'polardb_k8s_context'))
+        reach = dict((var, self.get_option(opt)) for opt, var in given if self.get_option(opt))
         for group, gvars in sorted(inv['group_vars'].items()):
-            for key, value in gvars.items():
+            for key, value in sorted(dict(gvars, **reach).items()):
                 self.inventory.set_variable(group, key, value)
         strict = self.get_option('strict')
         for name, hvars in inv['hosts'].items():

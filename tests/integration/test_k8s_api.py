@@ -236,6 +236,8 @@ def test_the_inventory_plugin_gives_the_playbooks_their_groups(k8s):
     hv = inv['_meta']['hostvars']
     assert hv['pdb2']['ansible_host'] == '10.213.77.12' and hv['pdb2']['polardb_lun_wwid'] == NODES[1]['wwid']
     assert hv['pdb1']['polardb_parameters'] == {'work_mem': '32MB'} and hv['pdb1']['polardb_initial_primary'] == 'pdb1'
+    # the playbooks reach the API server (the cluster's Lease) as the plugin did
+    assert hv['pdb1']['polardb_k8s_kubeconfig'] == str(k8s['reconciler']) and 'polardb_k8s_context' not in hv['pdb1']
     # a token without the reconciler's role gets a clear error, not an empty inventory
     source.write_text('plugin: polardb.stack.cluster_resources\nnamespaces: [%s]\nkubeconfig: %s\n'
                       % (NAMESPACE, k8s['nobody']))

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from k8stools import ansible_env, k8s_lab, setup_namespace
-from labtools import LAB_INVENTORY, ROOT, VENV_BIN, log_run, no_lock_left, one_line, settle, sql, the_rw
+from labtools import (LAB_INVENTORY, ROOT, VENV_BIN, cluster_fingerprint, log_run, no_lock_left, one_line, read_until,
+                      settle, sql, the_rw, wait_streaming)
 
 NAMESPACE = 'lab-clusters'
 # a second control plane: test_k8s_api's (make test runs it beside these tests) has the default port and directory
@@ -365,3 +366,85 @@ def test_engine_version_and_storage_size_by_the_spec_then_a_lost_instance_is_ref
     finally:
         ssh(replica, 'systemctl start polardb@demo')
     assert settle(ssh, lab_hosts, writer) == rw
+
+
+def lease_record(k8s):
+    """The lock record the cluster's Lease holds, or None (no Lease)."""
+    code, lease = k8s['admin'].call('GET', LEASE_PATH)
+    if code == 404:
+        return None
+    assert code == 200, lease
+    return json.loads(lease['metadata']['annotations']['stack.polardb.io/lock'])
+
+
+def test_a_playbook_and_a_reconcile_never_run_at_once_on_a_declared_cluster(k8s, lab_hosts, ssh, writer):
+    """switchover.yml run by hand on the declared cluster (its hosts from the inventory plugin, which also tells
+    it the API server) takes the cluster's Lease beside the nodes' records: killed while it holds them, a
+    reconcile is refused naming it, and running the playbook again resumes it once its Lease expired. The
+    other way round, a reconcile's Lease refuses the playbook before anything changes; the next reconcile
+    runs and reports the RW the playbook chose (spec.primary was applied before: a later move of the RW, by
+    hand or by a failover, is not undone)."""
+    declare(k8s, parameters={})  # the previous test left a change that it was refused
+    code, obj = k8s['admin'].call('GET', DEMO)
+    assert code == 200, obj
+    primary = obj['spec']['primary']
+    assert the_rw(ssh, lab_hosts) == primary
+    target = sorted(h for h in lab_hosts if h != primary)[0]
+    # no -e polardb_k8s_kubeconfig: the inventory plugin's kubeconfig is the playbook's
+    switchover = [os.path.join(VENV_BIN, 'ansible-playbook'), 'playbooks/switchover.yml', '-i', k8s['reach'],
+                  '-i', k8s['source'], '-e', 'cluster=demo', '-e', 'polardb_lock_lease_seconds=%d' % LEASE]
+
+    # the playbook holds the Lease (taken before the nodes' records), then dies
+    proc = subprocess.Popen(switchover + ['-e', 'target=' + target], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=k8s['env'], start_new_session=True)
+    read_until(proc, 'Lock | Take the lease on every node at once')
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    held = lease_record(k8s)
+    assert held and held['operation'] == 'switchover' and held['params'] == {'from': primary, 'to': target}, held
+    before = (cluster_fingerprint(ssh, lab_hosts), status(k8s))
+    refused = reconcile(k8s)
+    text = one_line(refused.stdout)
+    assert refused.returncode != 0 and 'is locked on the Kubernetes API' in text, text[-3000:]
+    assert 'switchover' in text and held['owner']['run_id'] in text, text[-3000:]
+    assert (cluster_fingerprint(ssh, lab_hosts), status(k8s)) == before
+    assert lease_record(k8s) == held
+
+    # the same command again: it waits for the dead run's Lease to expire and finishes its switchover
+    run = subprocess.run(switchover + ['-e', 'target=' + target], capture_output=True, text=True, cwd=ROOT,
+                         env=k8s['env'], timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert 'Resuming switchover {"from": "%s", "to": "%s"} of run %s' % (primary, target, held['owner']['run_id']) \
+        in one_line(run.stdout), one_line(run.stdout)[-3000:]
+    assert the_rw(ssh, lab_hosts) == target
+    wait_streaming(ssh, lab_hosts, target)
+    assert lease_record(k8s) is None
+    no_lock_left(ssh, lab_hosts)
+
+    # a reconcile holds the Lease (it would switch back to spec.primary), then dies: the playbook is refused
+    proc = start_reconcile(k8s, '-e', 'polardb_reconcile_lease_seconds=%d' % LEASE)
+    read_until(proc, 'Reconcile | Discover the topology and plan')
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    held = lease_record(k8s)
+    assert held and held['operation'] == 'reconcile', held
+    before = cluster_fingerprint(ssh, lab_hosts)
+    refused = subprocess.run(switchover + ['-e', 'target=' + primary, '-e', 'polardb_lock_wait_seconds=0'],
+                             capture_output=True, text=True, cwd=ROOT, env=k8s['env'], timeout=600, check=False)
+    text = one_line(refused.stdout)
+    assert refused.returncode != 0, text[-3000:]
+    assert 'Cluster demo is locked by reconcile' in text and held['owner']['run_id'] in text, text[-3000:]
+    assert 'lease %s/polardb-lock-demo' % NAMESPACE in text and 'Nothing was changed' in text, text[-3000:]
+    assert cluster_fingerprint(ssh, lab_hosts) == before
+    assert lease_record(k8s) == held
+
+    # the next reconcile, once the dead one's Lease expired
+    run = wait_for(lambda: lease_free(reconcile(k8s, '-e', 'polardb_reconcile_lease_seconds=%d' % LEASE)), 120,
+                   'a reconcile once the Lease expired')
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert settle(ssh, lab_hosts, writer) == target
+    st = status(k8s)
+    assert st['rw'] == target and st['phase'] == 'Running' and st['ready'] == '3/3', st
+    assert st['lastOperation']['result'] == 'Succeeded', st['lastOperation']
+    assert lease_record(k8s) is None
+    no_lock_left(ssh, lab_hosts)
