@@ -218,6 +218,9 @@ class Replication(object):
             self.result['slots_dropped'] = [s for s in self.drop_slots if s in have]
             for slot in self.result['slots_dropped']:
                 self._did('drop slot %s' % slot)
+            self.result['slots_created'] = [s for s in self.slots if s not in have]
+            for slot in self.result['slots_created']:
+                self._did('create slot %s' % slot)
             return
         t0 = self.clock()
         # streaming, not only started: the playbook's next step waits for every
@@ -244,6 +247,13 @@ class Replication(object):
                 self._drop_slot(slot)
                 self._did('drop slot %s' % slot)
                 self.result['slots_dropped'].append(slot)
+        # the slots of nodes that stream from this follower (cascading): a
+        # switchover's followers before the stop (see roles/handover)
+        for slot in self.slots:
+            if slot not in have:
+                self._sql('SELECT pg_create_physical_replication_slot(%s, true)' % quote_literal(slot))
+                self._did('create slot %s' % slot)
+                self.result['slots_created'].append(slot)
 
     def _drop_slot(self, slot):
         """Drop a slot left from when this node was the RW. A node not yet

@@ -281,6 +281,9 @@ class Switchover(object):
         self.started = None
         # the stop command while it runs in the background (runner.spawn)
         self.stopping = None
+        # whether the old RW takes writes when the run fails (returned as old_rw_writable):
+        # True once checked to run as RW, False from the stop on, None before the check
+        self.writable = None
 
     # -- small helpers ------------------------------------------------------
 
@@ -308,6 +311,7 @@ class Switchover(object):
             self.timings['total_s'] = round(self.clock() - self.started, 6)
         details.setdefault('old_rw', self.node_name)
         details.setdefault('target', self.tname)
+        details.setdefault('old_rw_writable', self.writable)
         return PolarDBError(msg, executed=self.executed, timings=self.timings, **details)
 
     def _connect_target(self):
@@ -497,7 +501,7 @@ class Switchover(object):
             if state is not None and not state.get('in_recovery'):
                 self._step('undo: the local engine still runs as RW')
                 return self._error('%s; the local engine still runs as RW (nothing was lost)' % why,
-                                   restarted=False)
+                                   restarted=False, old_rw_writable=True)
         self._step('undo: %s' % ' '.join(self.start_command))
         try:
             self.runner.run(self.start_command)
@@ -506,7 +510,8 @@ class Switchover(object):
                                'the target was not promoted, nothing was lost'
                                % (why, e.msg, ' '.join(self.start_command)), restarted=False)
         return self._error('%s; the old RW %s was restarted and is the RW again (the target was '
-                           'not promoted): nothing was lost' % (why, self.node_name), restarted=True)
+                           'not promoted): nothing was lost' % (why, self.node_name), restarted=True,
+                           old_rw_writable=True)
 
     def _poll_replay(self, ckpt, what='the shutdown checkpoint', past=True):
         """Until the target replayed past ``ckpt`` (int; with ``past=False``: up to
@@ -621,6 +626,7 @@ class Switchover(object):
                               target_replay_lsn=replay)
 
         # (b) t0: writes stop
+        self.writable = False
         t0 = clock()
         self._step('stop: %s' % ' '.join(self.stop_command))
         try:
@@ -784,6 +790,7 @@ class Switchover(object):
             finally:
                 if self.session is not None:
                     self.session.close()
+        self.writable = True
         self.session = self._connect_target()
         try:
             t, lag = self._check_target(cd, local)

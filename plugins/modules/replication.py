@@ -58,7 +58,10 @@ options:
         type: int
         default: 5432
   slots:
-    description: With no O(upstream) - physical slots the RW must have (one per other node); missing ones are created.
+    description:
+      - Physical slots this node must have; missing ones are created. With no O(upstream), those of the RW (one per other
+        node); with O(upstream), those of the nodes that stream from this follower (cascading - a switchover's followers
+        stream from its target before the stop when replication is synchronous). Never dropped.
     type: list
     elements: str
     default: []

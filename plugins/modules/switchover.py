@@ -263,6 +263,14 @@ planned:
   returned: check mode, when a switchover would happen
   type: list
   elements: str
+old_rw_writable:
+  description:
+    - On failure, whether the old RW takes writes - V(true) it was not stopped, or was started again (the switchover did
+      not happen); V(false) it was stopped (whether the target is RW, the message says); V(null) it was not found running
+      as the RW.
+  returned: on failure
+  type: bool
+  sample: true
 warning:
   description: Something odd that did not stop the switchover (for example pg_promote's answer was lost but the target is RW).
   returned: when there is one

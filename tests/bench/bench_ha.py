@@ -200,6 +200,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--switchovers', type=int, default=10)
     ap.add_argument('--loaded-switchovers', type=int, default=10)
+    ap.add_argument('--sync-switchovers', type=int, default=5,
+                    help='idle switchovers with synchronous replication (a quorum of one replica)')
     ap.add_argument('--converges', type=int, default=3,
                     help='create_cluster re-runs on the converged cluster (wall time, changed count)')
     ap.add_argument('--failovers', type=int, default=5)
@@ -213,6 +215,7 @@ def main():
         with open(args.out) as f:
             previous = json.load(f)
         measured = {'switchover': args.switchovers, 'switchover_under_load': args.loaded_switchovers,
+                    'switchover_sync': args.sync_switchovers,
                     'failover': args.failovers, 'converge': args.converges}
         kept = [r for r in previous['runs'] if not measured.get(group(r))]
         for r in kept:
@@ -231,6 +234,14 @@ def main():
         run = measure(lab, 'switchover', ['-e', 'cluster=demo'], load=True)
         print('switchover under load %d: %s' % (i + 1, json.dumps(run)), flush=True)
         runs.append(run)
+    if args.sync_switchovers:
+        playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1')
+        for i in range(args.sync_switchovers):
+            run = measure(lab, 'switchover', ['-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=1'])
+            run['replication'] = 'synchronous'
+            print('switchover, synchronous replication %d: %s' % (i + 1, json.dumps(run)), flush=True)
+            runs.append(run)
+        playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_synchronous_replicas=0')
     for i in range(args.converges):
         rc, wall, t0, output = playbook('create_cluster', '-e', 'cluster=demo', jsonl=True)
         events = playbook_events(output)

@@ -30,13 +30,17 @@ def module_window(run):
 
 MODULE_PHASES = ('checkpoint_s', 'precatchup_s', 'stop_s', 'controldata_s', 'catchup_s', 'promote_s',
                  'write_unavailable_s')
+COLUMN = {'switchover': 'idle', 'switchover_under_load': 'under load', 'switchover_sync': 'idle, synchronous'}
 COMMAND_PHASES = ('startup', 'discovery', 'checks', 'lock', 'critical_section', 'rejoin', 'waits', 'other')
 
 
 def group(run):
-    """The summary a run counts in: switchover (idle), switchover_under_load, failover."""
+    """The summary a run counts in: switchover (idle), switchover_under_load, switchover_sync
+    (idle, synchronous replication), failover."""
     if run['kind'] == 'switchover' and run.get('load', 'idle') != 'idle':
         return 'switchover_under_load'
+    if run['kind'] == 'switchover' and run.get('replication') == 'synchronous':
+        return 'switchover_sync'
     return run['kind']
 
 
@@ -48,7 +52,7 @@ def _median(values):
 def summarize(runs):
     """Per group: counts, medians and maxima of the successful runs, and what was lost."""
     summary = {}
-    for name in ('switchover', 'switchover_under_load', 'failover'):
+    for name in ('switchover', 'switchover_under_load', 'switchover_sync', 'failover'):
         all_runs = [r for r in runs if group(r) == name]
         ok = [r for r in all_runs if r['rc'] == 0]
         if not ok:
@@ -109,11 +113,11 @@ def _switchover_table(title, sw, s, loaded):
 
 
 def _phase_table(summary):
-    cols = [(n, summary[n]) for n in ('switchover', 'switchover_under_load') if n in summary]
+    cols = [(n, summary[n]) for n in ('switchover', 'switchover_under_load', 'switchover_sync') if n in summary]
     if not any(s.get('module_median_s') or s.get('phases_median_s') for name, s in cols):
         return []
     out = ['', '## Where a switchover\'s time goes (medians, seconds)', '',
-           '| phase |%s' % ''.join(' %s |' % ('idle' if n == 'switchover' else 'under load') for n, s in cols),
+           '| phase |%s' % ''.join(' %s |' % COLUMN[n] for n, s in cols),
            '| --- |%s' % (' --- |' * len(cols))]
     for k in MODULE_PHASES:
         cells = ''.join(' %s |' % _f((s.get('module_median_s') or {}).get(k), 3) for name, s in cols)
@@ -137,6 +141,10 @@ def render(result):
     if loaded:
         s = summary.get('switchover_under_load')
         out += [''] + _switchover_table('Switchover under load (%s)' % loaded[0].get('load'), loaded, s, True)
+    sync = [r for r in runs if group(r) == 'switchover_sync']
+    if sync:
+        out += [''] + _switchover_table('Switchover with synchronous replication (a quorum of one replica), idle', sync,
+                                        summary.get('switchover_sync'), False)
     out += _phase_table(summary)
     cv = [r for r in runs if r['kind'] == 'converge']
     if cv:

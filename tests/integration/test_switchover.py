@@ -110,3 +110,54 @@ def test_an_interrupted_switchover_is_resumed_by_the_next_run(playbook, ssh, lab
     new = the_rw(ssh, lab_hosts)
     assert new != old
     check_after(ssh, lab_hosts, lab, writer, new)
+
+
+def test_with_synchronous_replication_the_followers_stream_from_the_target_before_the_stop(
+        playbook, ssh, lab, lab_hosts, writer):
+    """Synchronous replication (a quorum of one replica): before the stop the other replica streams from the
+    target (cascading), so the new RW's first commits find a replica at once; nothing acknowledged is lost and
+    every node streams from the new RW. Refused in the critical section (the target's replay paused: it cannot
+    catch up), the other replica streams from the old RW again; the same command, once the target replays,
+    resumes and finishes. The cluster goes back to asynchronous replication at the end."""
+    sync = ('-e', 'polardb_synchronous_replicas=1', '-e', 'polardb_lock_lease_seconds=10')
+    run = playbook('create_cluster', '-e', 'cluster=demo', *sync)
+    assert run.rc == 0, run.output[-4000:]
+    old = the_rw(ssh, lab_hosts)
+    target, other = sorted(h for h in lab_hosts if h != old)
+    assert sql(ssh, old, 'show synchronous_standby_names') == 'ANY 1 (%s, %s)' % (target, other)
+    try:
+        run = playbook('switchover', '-e', 'cluster=demo', '-e', 'target=' + target, *sync)
+        assert run.rc == 0, run.output[-4000:]
+        text = one_line(run.output)
+        assert 'switched over from %s to %s: writes unavailable' % (old, target) in text
+        # re-pointed before the stop: the rejoin after it found the other replica in place
+        assert '%s: replica of %s, streaming; nothing to change' % (other, target) in text, text[-3000:]
+        wait_streaming(ssh, lab_hosts, target)
+        # the new RW counts both for its commits: the cascaded one went on streaming across the promotion
+        assert sql(ssh, target, "select string_agg(application_name || ':' || sync_state, ',' order by application_name) "
+                                "from pg_stat_replication") == '%s:quorum,%s:quorum' % tuple(sorted([old, other]))
+        assert sql(ssh, target, 'select slot_name from pg_replication_slots where active and slot_name = '
+                                "'%s'" % other) == other
+
+        # refused in the critical section: the other replica follows the old RW (now target) again
+        rw, target = target, old
+        sql(ssh, target, 'select pg_wal_replay_pause()')
+        try:
+            run = playbook('switchover', '-e', 'cluster=demo', '-e', 'target=' + target, *sync)
+            text = one_line(run.output)
+            assert run.rc != 0
+            assert 'cannot keep up with this RW, nothing was changed' in text, text[-3000:]
+            assert 'The followers %s stream from %s again' % (other, rw) in text, text[-3000:]
+            assert the_rw(ssh, lab_hosts) == rw
+            assert sql(ssh, other, 'select sender_host from pg_stat_wal_receiver') == lab_hosts[rw]['ansible_host']
+        finally:
+            sql(ssh, target, 'select pg_wal_replay_resume()')
+        # the lock was kept: the same command resumes it once its lease expired
+        run = playbook('switchover', '-e', 'cluster=demo', *sync)
+        assert run.rc == 0, run.output[-4000:]
+        assert 'Resuming switchover {"from": "%s", "to": "%s"}' % (rw, target) in one_line(run.output)
+        check_after(ssh, lab_hosts, lab, writer, target)
+    finally:
+        run = playbook('create_cluster', '-e', 'cluster=demo')
+        assert run.rc == 0, run.output[-4000:]
+    assert sql(ssh, the_rw(ssh, lab_hosts), 'show synchronous_standby_names') == ''

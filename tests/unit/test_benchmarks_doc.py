@@ -73,3 +73,16 @@ def test_converge_runs_are_summarised():
     text = benchmarks_doc.render({'date': '2026-12-02T00:00:00', 'runs': runs})
     assert '| 1 | 38.0 | 0 | 200 | 2.0 |' in text and '| 3 | failed |' in text
     assert '**Median 39.0 s, at most 40.0 s; changed at most 1.**' in text
+
+
+def test_synchronous_runs_are_summarised_and_shown_apart():
+    runs = [run('switchover', 0.1), run('switchover', 0.25, replication='synchronous'),
+            run('switchover', 0.21, replication='synchronous'), run('switchover', 0.9, rc=2, replication='synchronous')]
+    s = benchmarks_doc.summarize(runs)
+    assert s['switchover']['runs'] == 1 and s['switchover']['write_unavailable_max_s'] == 0.1
+    assert s['switchover_sync']['runs'] == 2 and s['switchover_sync']['failed_runs'] == 1
+    assert s['switchover_sync']['write_unavailable_median_s'] == 0.23
+    text = benchmarks_doc.render({'date': '2026-12-04T22:00:00+00:00', 'runs': runs})
+    table = text.split('## Switchover with synchronous replication (a quorum of one replica), idle, 3 runs', 1)[1]
+    assert '| 1 | 0.250 |' in table and '| 3 | failed |' in table
+    assert '**Median write unavailability 0.230 s, maximum 0.250 s' in table

@@ -163,6 +163,24 @@ def test_a_follower_in_place_changes_nothing(tmp_path):
     assert result['receiver'] == 'streaming'
 
 
+def test_a_follower_keeps_the_slots_of_nodes_that_stream_from_it_and_drops_the_others(tmp_path):
+    # a switchover's target before the stop (synchronous replication): pdb3 will stream from it
+    (tmp_path / 'replication.conf').write_text(CONF)
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'standby.signal').write_text('')
+    engine = Engine(tmp_path / 'data', slots=('pdb1',))
+    r, engine = make(tmp_path, engine, check_mode=True, slots=['pdb3'], drop_slots=['pdb1'])
+    result = r.run()
+    assert result['actions'] == ['would drop slot pdb1', 'would create slot pdb3'] and engine.slots == {'pdb1'}
+    r, engine = make(tmp_path, engine, slots=['pdb3'], drop_slots=['pdb1'])
+    result = r.run()
+    assert result['changed'] is True and result['actions'] == ['drop slot pdb1', 'create slot pdb3']
+    assert result['slots_created'] == ['pdb3'] and engine.slots == {'pdb3'}
+    assert engine.commands == []  # no reload: the node's own settings did not change
+    r, engine = make(tmp_path, engine, slots=['pdb3'], drop_slots=['pdb1'])
+    assert r.run()['changed'] is False and engine.slots == {'pdb3'}
+
+
 def test_a_starting_receiver_is_waited_for_until_it_streams_without_a_restart(tmp_path):
     (tmp_path / 'replication.conf').write_text(CONF)
     (tmp_path / 'data').mkdir()

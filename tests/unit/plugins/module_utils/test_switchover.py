@@ -350,6 +350,7 @@ def test_a_target_that_cannot_keep_up_is_refused_before_the_stop():
         s.run()
     assert 'did not replay up to the flush position 0/4FFF000 within 1.0 s' in e.value.msg
     assert 'cannot keep up' in e.value.msg and 'nothing was changed' in e.value.msg
+    assert e.value.details['old_rw_writable'] is True  # never stopped
     assert ' '.join(STOP) not in host.commands() and ' '.join(START) not in host.commands()
     assert sw.PROMOTE_SQL not in target.queries
 
@@ -605,7 +606,7 @@ def test_catchup_timeout_restarts_the_old_rw():
     assert msg.startswith('target pdb2 (10.0.0.2:5432) did not replay past the shutdown checkpoint '
                           '0/5000028 within 0.5 s (replayed up to 0/4FFF000)')
     assert 'the old RW pdb1 was restarted and is the RW again' in msg and 'nothing was lost' in msg
-    assert e.value.details['restarted'] is True
+    assert e.value.details['restarted'] is True and e.value.details['old_rw_writable'] is True
     assert host.commands()[-2:] == ['pg_controldata', ' '.join(START)]
     assert not any(q.startswith('SELECT pg_promote') for q in target.queries)
     assert e.value.details['timings']['catchup_s'] >= 0.5
@@ -686,7 +687,7 @@ def test_promote_result_lost_and_target_gone_leaves_the_old_rw_stopped():
     with pytest.raises(PolarDBError) as e:
         s.run()
     assert 'cannot be told' in e.value.msg and 'stays stopped' in e.value.msg
-    assert e.value.details['restarted'] is False
+    assert e.value.details['restarted'] is False and e.value.details['old_rw_writable'] is False
     assert ' '.join(START) not in host.commands()
 
 
