@@ -45,6 +45,9 @@ def micro_time(epoch):
 class ServerClock(object):
     """The API server's clock: its last Date header plus the local monotonic time since."""
 
+    # Date has whole seconds: two module runs' readings of the same instant differ by up to one
+    resolution = 1.0
+
     def __init__(self, server):
         self.server = server
         self._server_time = None

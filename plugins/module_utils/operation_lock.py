@@ -59,6 +59,8 @@ class NodeClock(object):
     """The clock of the node that keeps the record: wall time for people and
     after a reboot, the boot-time clock (counts suspend, never steps) otherwise."""
 
+    resolution = 0.0  # every module run on the node reads the same clock
+
     def wall(self):
         return time.time()
 
@@ -248,11 +250,16 @@ def elapsed(lock, clock):
     return clock.wall() - float(stamp.get('wall') or 0)
 
 
+def lease_left(lock, clock):
+    """Seconds until a record's lease expires (negative: expired that long ago)."""
+    return float(lock.get('lease_seconds') or 0) - elapsed(lock, clock)
+
+
 def lease_state(lock, clock):
     """``{expired, expires_in}`` of a record, judged by this node's clock."""
     if lock is None:
         return dict(expired=None, expires_in=None)
-    left = float(lock.get('lease_seconds') or 0) - elapsed(lock, clock)
+    left = lease_left(lock, clock)
     return dict(expired=left <= 0, expires_in=round(max(left, 0.0), 1))
 
 
@@ -461,10 +468,13 @@ def _wait_for_version(store, cluster, clock, version, wait):
 
 def _wait(store, cluster, clock, first, wait, out):
     """Wait (read only) until another run's lease expires or is released, at most
-    ``wait`` seconds; stop as soon as its holder renews it (it is alive)."""
+    ``wait`` seconds; stop as soon as its holder renews it (it is alive).
+    The wait goes on for the clock's resolution past the expiry, so that the
+    next module run, reading the clock anew, judges it expired too."""
     start = clock.mono()
     lock = first
-    while lock is not None and not lease_state(lock, clock)['expired']:
+    margin = getattr(clock, 'resolution', 0.0)
+    while lock is not None and lease_left(lock, clock) > -margin:
         spent = clock.mono() - start
         if spent >= wait:
             break

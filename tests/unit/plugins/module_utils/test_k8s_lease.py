@@ -170,3 +170,8 @@ def test_an_api_error_is_reported(api):
     with pytest.raises(Exception) as e:
         store.read('demo')
     assert 'HTTP 403 leases is forbidden' in str(e.value)
+
+
+def test_the_server_clock_says_how_coarse_it_is():
+    # the operation lock's wait goes on for it past an expiry (see test_operation_lock)
+    assert k8s_lease.ServerClock('https://127.0.0.1:16443').resolution == 1.0

@@ -258,6 +258,25 @@ def test_query_waits_at_most_wait_seconds_and_never_for_its_own_lock(store, cloc
     assert ensure_lock(store, 'demo', wait=5, owner=RUN_A, clock=clock)['waited'] == 0
 
 
+def test_a_coarse_clock_waits_its_resolution_past_the_expiry_so_the_next_run_agrees(store, clock):
+    # the Kubernetes Lease's clock is the API server's Date (whole seconds): the
+    # module run that takes the lock after this wait may read it up to 1 s behind
+    lock(store, clock, lease_seconds=10)
+    clock.resolution = 1.0
+    out = ensure_lock(store, 'demo', wait=60, owner=RUN_B, clock=clock)
+    assert out['expired'] is True and 11 <= out['waited'] <= 12
+    clock.advance(-0.99)  # the take's reading of the same instant
+    taken = ensure_lock(store, 'demo', state='acquired', owner=RUN_B, clock=clock, **SW)
+    assert taken['lock']['owner']['run_id'] == RUN_B['run_id'] and taken['lock']['transitions'] == 1
+
+
+def test_a_coarse_clock_does_not_wait_for_a_lease_long_expired(store, clock):
+    lock(store, clock, lease_seconds=10)
+    clock.resolution = 1.0
+    clock.advance(12)
+    assert ensure_lock(store, 'demo', wait=60, owner=RUN_B, clock=clock)['waited'] == 0
+
+
 # --- races ----------------------------------------------------------------------------------------
 
 class RacingStore(FileLeaseStore):
