@@ -1,5 +1,9 @@
 """The lab's Kubernetes control plane: etcd 3.6, kube-apiserver and
 kube-controller-manager on 127.0.0.1, from the binaries lab/k8s/build.sh caches.
+The API server also answers the lab's hosts, on the bridge's address
+(HOSTS_ADDRESS): the cluster manager's agents use it in etcd's place. It listens
+on every address of the machine for that (one --bind-address, and the bridge
+may come up after it); TLS and a client certificate or token are required.
 
     k8s_lab.py up      start (or check) the control plane, write the kubeconfig
     k8s_lab.py down    stop it and remove its state (certificates, etcd data)
@@ -30,6 +34,8 @@ STATE = os.environ.get('POLARDB_K8S_DIR', '/var/lib/polardb-stack-lab/k8s')
 API_PORT = int(os.environ.get('POLARDB_K8S_PORT', '16443'))
 ETCD_PORT = API_PORT - 4064  # 12379; its peer port is the next one
 SERVER = 'https://127.0.0.1:%d' % API_PORT
+# the lab bridge's address (lab/roles/lab/defaults: lab_bridge_address)
+HOSTS_ADDRESS = os.environ.get('POLARDB_K8S_HOSTS_ADDRESS', '10.213.77.1')
 KUBECONFIG = os.path.join(STATE, 'admin.kubeconfig')
 READY_TIMEOUT = 60
 
@@ -74,8 +80,8 @@ def certificates():
         run(*cmd)
 
     issue('apiserver', '/CN=kube-apiserver',
-          'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n'
-          'extendedKeyUsage=serverAuth\n')
+          'subjectAltName=IP:127.0.0.1,IP:%s,DNS:localhost,DNS:kubernetes.default.svc\n'
+          'extendedKeyUsage=serverAuth\n' % HOSTS_ADDRESS)
     issue('admin', '/O=system:masters/CN=polardb-stack-lab-admin', 'extendedKeyUsage=clientAuth\n')
     run('openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048',
         '-out', os.path.join(pki, 'sa.key'))
@@ -189,7 +195,7 @@ def up():
     start('kube-apiserver', [
         'kube-apiserver',
         '--etcd-servers', 'http://127.0.0.1:%d' % ETCD_PORT,
-        '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', str(API_PORT),
+        '--bind-address', '0.0.0.0', '--advertise-address', '127.0.0.1', '--secure-port', str(API_PORT),
         '--tls-cert-file', pki + '/apiserver.crt', '--tls-private-key-file', pki + '/apiserver.key',
         '--client-ca-file', pki + '/ca.crt',
         '--service-account-key-file', pki + '/sa.pub', '--service-account-signing-key-file', pki + '/sa.key',

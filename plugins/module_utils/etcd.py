@@ -128,6 +128,8 @@ def https_transport(ca_file=None, cert_file=None, key_file=None):
 class Etcd(object):
     """etcd v3 through its JSON gateway, on the first of ``endpoints`` that answers."""
 
+    label = 'etcd'
+
     def __init__(self, endpoints, timeout=2.0, transport=None, ca_file=None, cert_file=None, key_file=None):
         if not endpoints:
             raise EtcdError('no etcd endpoint given')

@@ -5,8 +5,8 @@
 
 Every ``interval`` seconds it probes its own engine (``Instance.probe`` through
 the local socket, the same query as the playbooks' discovery) and, with a TCP
-connect, the engine of the RW on record; it writes what it saw to etcd under
-its lease (``members/<node>``, keys in module_utils/ha_manager.py). A separate
+connect, the engine of the RW on record; it writes what it saw to etcd (or to
+the Kubernetes API in its place, module_utils/k8s_kv.py) under its lease (``members/<node>``, keys in module_utils/ha_manager.py). A separate
 thread renews the lease, so a slow round (a fence command, a promote) never
 lets it lapse. The agent of the RW also holds the cluster's ``leader`` key.
 
@@ -138,6 +138,7 @@ class Agent(object):
         self.ttl = int(cfg.get('ttl', 10))
         self.keys = keys(cfg.get('namespace', '/polardb-stack'), self.cluster)
         self.etcd = etcd
+        self.store = getattr(etcd, 'label', 'etcd')
         self.instance = instance
         self.unit_active = unit_active
         self.reachable = reachable
@@ -270,12 +271,12 @@ class Agent(object):
             if 'lease not found' in e.msg:
                 self.lease = 0  # expired between the renewal and the write: a new one next round
             if self.etcd_ok is not False:
-                self.log('etcd lost: %s' % e.msg)
+                self.log('%s lost: %s' % (self.store, e.msg))
             self.etcd_ok = False
             self._maybe_demote(report)
             return report
         if self.etcd_ok is False:
-            self.log('etcd back')
+            self.log('%s back' % self.store)
         self.etcd_ok = True
         self.demoted = False  # a later loss of etcd stops the engine again
         return report
@@ -285,8 +286,8 @@ class Agent(object):
         time the lease expires a manager elsewhere may fence and replace it."""
         silent = self._since_etcd()
         if report['role'] == 'primary' and silent >= self.ttl - 1 and not self.demoted:
-            self.log('etcd unreachable for %.1f s (lease %d s): stopping the engine (it may be replaced)'
-                     % (silent, self.ttl))
+            self.log('%s unreachable for %.1f s (lease %d s): stopping the engine (it may be replaced)'
+                     % (self.store, silent, self.ttl))
             self.demoted = True
             self._stop_engine_logged()
 
@@ -419,10 +420,30 @@ class Agent(object):
 def load_config(path):
     with open(path) as f:
         cfg = json.load(f)
-    for key in ('cluster', 'node', 'etcd', 'engine', 'nodes'):
+    for key in ('cluster', 'node', 'engine', 'nodes'):
         if key not in cfg:
             raise PolarDBError('%s: no %r' % (path, key))
+    if ('etcd' in cfg) == ('kubernetes' in cfg):
+        raise PolarDBError('%s: one store, "etcd" or "kubernetes"' % path)
     return cfg
+
+
+def store_client(cfg):
+    """A client of the configured store: etcd, or the Kubernetes API in its place (module_utils/k8s_kv)."""
+    if 'kubernetes' in cfg:
+        from ansible_collections.polardb.stack.plugins.module_utils.k8s_kv import KubeKV, TokenApi
+        kube = cfg['kubernetes']
+        api = TokenApi(kube['server'], kube['token_file'], ca_file=kube.get('ca_file'), timeout=float(kube.get('timeout', 2)))
+        return KubeKV(api, kube['namespace'], holder='%s/%s' % (cfg['cluster'], cfg['node']))
+    etc = cfg['etcd']
+    return Etcd(etc['endpoints'], timeout=float(etc.get('timeout', 2)), ca_file=etc.get('ca_file'),
+                cert_file=etc.get('cert_file'), key_file=etc.get('key_file'))
+
+
+def store_name(cfg):
+    if 'kubernetes' in cfg:
+        return 'the Kubernetes API %s (namespace %s)' % (cfg['kubernetes']['server'], cfg['kubernetes']['namespace'])
+    return 'etcd %s' % ', '.join(cfg['etcd']['endpoints'])
 
 
 def agent_from_config(cfg, log):
@@ -435,12 +456,8 @@ def agent_from_config(cfg, log):
     from ansible_collections.polardb.stack.plugins.module_utils.replication import Replication
     from ansible_collections.polardb.stack.plugins.module_utils.runner import ProcessRunner
 
-    etc, eng, fen = cfg['etcd'], cfg['engine'], cfg.get('fence') or {}
+    eng, fen = cfg['engine'], cfg.get('fence') or {}
     runner = ProcessRunner(timeout=float(cfg.get('command_timeout', 60)))
-
-    def client():
-        return Etcd(etc['endpoints'], timeout=float(etc.get('timeout', 2)), ca_file=etc.get('ca_file'),
-                    cert_file=etc.get('cert_file'), key_file=etc.get('key_file'))
 
     instance = Instance(runner, eng['data_dir'], bin_dir=eng['bin_dir'], owner=eng.get('owner', 'postgres'),
                         port=eng.get('port', 5432), socket_dir=eng.get('socket_dir', '/var/run/postgresql'))
@@ -488,8 +505,8 @@ def agent_from_config(cfg, log):
         state = lease_state(lock, node_clock)
         return None if state['expired'] else {'operation': lock.get('operation'), 'expires_in': state['expires_in']}
 
-    keeper = LeaseKeeper(client(), float(cfg.get('interval', 1)))
-    return Agent(cfg, client(), instance, unit_active, reachable, fence, replicate, stop_engine,
+    keeper = LeaseKeeper(store_client(cfg), float(cfg.get('interval', 1)))
+    return Agent(cfg, store_client(cfg), instance, unit_active, reachable, fence, replicate, stop_engine,
                  keeper=keeper, read_lock=read_lock, log=log)
 
 
@@ -510,7 +527,7 @@ def main(argv=None):
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, leave)
-    log('started (ttl %s s, every %s s, etcd %s)' % (agent.ttl, interval, ', '.join(cfg['etcd']['endpoints'])))
+    log('started (ttl %s s, every %s s, %s)' % (agent.ttl, interval, store_name(cfg)))
     agent.keeper.start()
     try:
         while True:

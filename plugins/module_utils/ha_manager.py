@@ -91,7 +91,7 @@ def parse_cluster(revision, kvs, namespace, cluster, now):
 
 def etcd_view(etcd):
     """{members: [...], endpoints: {url: {healthy, version, leader, raft_term, error}}, leader_agreed}."""
-    view = {'members': [], 'endpoints': {}}
+    view = {'members': [], 'endpoints': {}, 'label': getattr(etcd, 'label', 'etcd')}
     try:
         view['members'] = etcd.members()
     except EtcdError as e:
@@ -335,6 +335,11 @@ def table(view, cluster):
     eps = etcd.get('endpoints') or {}
     healthy = [u for u, st in eps.items() if st.get('healthy')]
     versions = sorted(set(st.get('version') for st in eps.values() if st.get('version')))
+    if etcd.get('label', 'etcd') != 'etcd':  # the Kubernetes API in etcd's place
+        lines.append('store: %s %s, version %s' % (etcd['label'], ', '.join(
+            '%s %s' % (u, 'answers' if st.get('healthy') else 'does NOT answer: %s' % st.get('error'))
+            for u, st in sorted(eps.items())), ', '.join(versions) or '?'))
+        return lines
     lines.append('etcd: %d members (%s), %d/%d endpoints answer%s, version %s'
                  % (len(etcd.get('members') or []), ', '.join(m['name'] for m in etcd.get('members') or []),
                     len(healthy), len(eps), ', one leader' if etcd.get('leader_agreed') else ', NO AGREED LEADER',

@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import json
 import time
 
@@ -43,28 +44,42 @@ def micro_time(epoch):
 
 
 class ServerClock(object):
-    """The API server's clock: its last Date header plus the local monotonic time since."""
+    """The API server's clock: the local monotonic clock plus the offset its answers' Date headers give.
 
-    # Date has whole seconds: two module runs' readings of the same instant differ by up to one
+    Date is the server's time in whole seconds, rounded down, when it answered:
+    each answer gives a lower bound of the offset, and the greatest of the last
+    ``window`` seconds is the best (a long-lived client's readings come within
+    its round trip of the server's clock; the window lets the estimate follow
+    the two clocks' drift, and a server clock that was set back)."""
+
+    # a short-lived client (a module run) may read the same instant up to one second apart from another
     resolution = 1.0
+    window = 30.0
 
     def __init__(self, server):
         self.server = server
-        self._server_time = None
-        self._seen_at = None
+        self._offset = None
+        self._seen = collections.deque()
 
     def observe(self, server_time):
-        if server_time is not None:
-            self._server_time = server_time
-            self._seen_at = time.monotonic()
+        if server_time is None:
+            return
+        now = time.monotonic()
+        self._seen.append((now, server_time - now))
+        while len(self._seen) > 1 and self._seen[0][0] < now - self.window:
+            self._seen.popleft()
+        self._offset = max(offset for dummy, offset in self._seen)
+
+    def known(self):
+        return self._offset is not None
 
     def wall(self):
         return time.time()
 
     def mono(self):
-        if self._server_time is None:
+        if self._offset is None:
             raise PolarDBError('no answer from the Kubernetes API yet: its clock is unknown', lock=None, previous=None)
-        return self._server_time + (time.monotonic() - self._seen_at)
+        return time.monotonic() + self._offset
 
     def boot_id(self):
         # one "boot" for every controller that talks to this API server: mono() is comparable between them

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: cluster_manager
-short_description: Reads, pauses or resumes a cluster's manager in etcd
+short_description: Reads, pauses or resumes a cluster's manager in etcd (or the Kubernetes API)
 version_added: 0.3.0
 description:
   - Reads what etcd holds for one cluster - the report of each node's agent (its engine's role, timeline, LSNs, how old
@@ -22,6 +22,10 @@ description:
     nothing but Python. Why not a module of another collection - none of the ansible bundle's collections talks to etcd v3.
   - Runs where the etcd client certificate is - a node of the cluster (role C(polardb.stack.cluster_manager) puts it
     there) or the controller.
+  - With O(kubernetes) instead of O(endpoints), the store is the Kubernetes API in etcd's place - keys in ConfigMaps,
+    leases in C(coordination.k8s.io/v1) Leases of a namespace (module_utils C(k8s_kv)) - reached with the agents'
+    service account token, as the agents reach it (they run on the hosts with nothing but Python, so not through
+    kubernetes.core's client).
 author:
   - polardb.stack developers (!UNKNOWN)
 options:
@@ -43,10 +47,30 @@ options:
     description: Why the manager is paused (kept in the pause, for people).
     type: str
   endpoints:
-    description: The client URLs of the etcd members (C(https://host:2379)). Tried in turn.
+    description:
+      - The client URLs of the etcd members (C(https://host:2379)). Tried in turn.
+      - Exactly one of O(endpoints) and O(kubernetes) is required.
     type: list
     elements: str
-    required: true
+  kubernetes:
+    description: The Kubernetes API in etcd's place.
+    type: dict
+    suboptions:
+      server:
+        description: The API server's URL (C(https://host:port)), as the hosts reach it.
+        type: str
+        required: true
+      namespace:
+        description: The namespace of the keys' ConfigMaps and the leases' Leases.
+        type: str
+        required: true
+      token_file:
+        description: A file holding the service account token (bound to ClusterRole C(polardb-stack-ha-agent)).
+        type: path
+        required: true
+      ca_file:
+        description: The certificate (PEM) of the CA that signed the API server's.
+        type: path
   namespace:
     description: The prefix of every key of the collection in etcd; the cluster's keys are under C(<namespace>/<cluster>/).
     type: str
@@ -61,7 +85,8 @@ options:
     description: The client certificate's private key (PEM).
     type: path
   timeout:
-    description: Seconds each request to one endpoint may take; an endpoint that does not answer in time is skipped.
+    description: Seconds each request to one endpoint (or to the API server) may take; an endpoint that does not answer
+      in time is skipped.
     type: float
     default: 2
 extends_documentation_fragment:
@@ -95,6 +120,16 @@ EXAMPLES = r'''
     cert_file: /etc/polardb-stack/_etcd/node.crt
     key_file: /etc/polardb-stack/_etcd/node.key
   register: ha
+
+- name: The same on the Kubernetes API in etcd's place
+  polardb.stack.cluster_manager:
+    cluster: demo
+    kubernetes:
+      server: https://10.0.0.1:6443
+      namespace: db-clusters
+      token_file: /etc/polardb-stack/demo/ha-k8s.token
+      ca_file: /etc/polardb-stack/demo/ha-k8s-ca.crt
+  register: ha
 '''
 
 RETURN = r'''
@@ -121,8 +156,11 @@ cluster:
       description: The pause - C(by), C(since), C(reason) - or null.
       type: dict
     etcd:
-      description: The etcd cluster - C(members) (name, id, URLs), C(endpoints) (per URL C(healthy), C(version),
-        C(leader), C(raft_term), C(error)) and C(leader_agreed) (every endpoint that answered names the same leader).
+      description:
+        - The etcd cluster - C(members) (name, id, URLs), C(endpoints) (per URL C(healthy), C(version), C(leader),
+          C(raft_term), C(error)) and C(leader_agreed) (every endpoint that answered names the same leader).
+        - C(label) names the store - C(etcd), or C(the Kubernetes API) with the API server as its one member and
+          endpoint.
       type: dict
 '''
 
@@ -131,6 +169,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.etcd import Etcd
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_kv import KubeKV, TokenApi
 from ansible_collections.polardb.stack.plugins.module_utils.ha_manager import STATES, ensure_state
 from ansible_collections.polardb.stack.plugins.module_utils.runner import fail_on_error
 
@@ -142,7 +181,13 @@ def main():
             state=dict(type='str', default='query', choices=list(STATES)),
             by=dict(type='str'),
             reason=dict(type='str'),
-            endpoints=dict(type='list', elements='str', required=True),
+            endpoints=dict(type='list', elements='str'),
+            kubernetes=dict(type='dict', options=dict(
+                server=dict(type='str', required=True),
+                namespace=dict(type='str', required=True),
+                token_file=dict(type='path', required=True, no_log=False),
+                ca_file=dict(type='path'),
+            )),
             namespace=dict(type='str', default='/polardb-stack'),
             ca_file=dict(type='path'),
             cert_file=dict(type='path'),
@@ -150,12 +195,20 @@ def main():
             timeout=dict(type='float', default=2),
         ),
         supports_check_mode=True,
+        mutually_exclusive=[('endpoints', 'kubernetes')],
+        required_one_of=[('endpoints', 'kubernetes')],
     )
     p = module.params
-    if not p['endpoints']:
+    kube = p['kubernetes']
+    if kube:
+        api = fail_on_error(module, TokenApi, kube['server'], kube['token_file'], ca_file=kube['ca_file'],
+                            timeout=p['timeout'])
+        etcd = KubeKV(api, kube['namespace'])
+    elif not p['endpoints']:
         module.fail_json(msg='no etcd endpoint given (endpoints is empty): is the etcd group of the inventory empty?')
-    etcd = fail_on_error(module, Etcd, p['endpoints'], timeout=p['timeout'], ca_file=p['ca_file'],
-                         cert_file=p['cert_file'], key_file=p['key_file'])
+    else:
+        etcd = fail_on_error(module, Etcd, p['endpoints'], timeout=p['timeout'], ca_file=p['ca_file'],
+                             cert_file=p['cert_file'], key_file=p['key_file'])
     result = fail_on_error(module, ensure_state, etcd, p['namespace'], p['cluster'], p['state'], time.time(),
                            by=p['by'], reason=p['reason'], check_mode=module.check_mode)
     diff = result.pop('diff')

@@ -279,3 +279,45 @@ def assert_refused(playbook, ssh, lab_hosts, name, says, *args):
     assert run.changed() == {}
     assert cluster_fingerprint(ssh, lab_hosts) == before
     return run
+
+
+def wait_for(what, probe, timeout=60, interval=0.5, until=bool):
+    """``probe()`` once ``until`` holds for it; fails after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        got = probe()
+        if until(got):
+            return got
+        assert time.time() < deadline, 'no %s within %s s: %s' % (what, timeout, got)
+        time.sleep(interval)
+
+
+def history(keys):
+    """The cluster manager's failover records among ``keys`` ({key under the cluster's prefix: value})."""
+    return sorted(k for k in keys if k.startswith('history/'))
+
+
+def failed_over_by_the_manager(ssh, lab_hosts, writer, old, lost, read_keys, earlier):
+    """After the RW ``old`` was lost (at ``lost``, time.monotonic()), with no playbook: the one replica
+    promoted, a write acknowledged by it, the other replicas streaming from it, and in the manager's
+    keys (``read_keys(new)``) the failover done, the new RW on record and holding the leader key; the
+    writer stopped, nothing it was acknowledged lost. (new RW, seconds from the loss to its first
+    acknowledged write)."""
+    survivors = sorted(h for h in lab_hosts if h != old)
+    new = wait_for('a new RW', lambda: [h for h in survivors if sql(ssh, h, 'select pg_is_in_recovery()',
+                                                                    check=False) == 'f'], timeout=60)
+    assert len(new) == 1, new
+    new = new[0]
+    wait_for('an acknowledged write on the new RW', lambda: any(ack[1] > lost for ack in writer.acked), timeout=30)
+    first = min(ack[1] for ack in writer.acked if ack[1] > lost)
+    for h in survivors:
+        if h != new:
+            streams_from(ssh, h, lab_hosts[new]['ansible_host'])
+    keys = wait_for('the failover in the history', lambda: read_keys(new),
+                    until=lambda k: len(history(k)) > len(earlier) and 'failover' not in k)
+    hist = [keys[k] for k in history(keys) if k not in earlier]
+    assert len(hist) == 1 and (hist[0]['from'], hist[0]['to'], hist[0]['state']) == (old, new, 'done'), hist
+    assert keys['rw']['node'] == new and keys['leader']['node'] == new
+    writer.stop()
+    assert writer.missing() == []
+    return new, first - lost

@@ -120,14 +120,17 @@ def test_remove_a_replica_then_migrate_the_rw_and_a_replica(playbook, ssh, lab, 
 
 def test_a_second_cluster_on_the_same_hosts_is_independent(playbook, ssh, lab, lab_hosts, writer, tmp_path):
     """Cluster "duo": one node on each lab host (inventory hosts of its own, the
-    same addresses), on the spare LUNs, port 5433. Its switchover does not touch
-    cluster demo, whose client keeps writing."""
+    same addresses), on the spare LUNs, port 5433, created with synchronous
+    replication (its RW's first commits, the collection's own, must not wait for
+    replicas that do not exist yet). Its switchover does not touch cluster demo,
+    whose client keeps writing."""
     import yaml
     hosts = {'d%s' % h[-1]: {'ansible_host': v['ansible_host'], 'polardb_lun_wwid': v['lab_luns']['spare' + h[-1]]}
              for h, v in sorted(lab_hosts.items())}
     inv = tmp_path / 'duo.yml'
     inv.write_text(yaml.safe_dump({'all': {'children': {'polardb_duo': {
-        'vars': {'polardb_initial_primary': 'd1', 'polardb_port': 5433}, 'hosts': hosts}}}}))
+        'vars': {'polardb_initial_primary': 'd1', 'polardb_port': 5433, 'polardb_synchronous_replicas': 1},
+        'hosts': hosts}}}}))
     demo_rw = the_rw(ssh, lab_hosts)
     demo_started = {h: sql(ssh, h, 'select pg_postmaster_start_time()') for h in sorted(lab_hosts)}
 
@@ -143,8 +146,8 @@ def test_a_second_cluster_on_the_same_hosts_is_independent(playbook, ssh, lab, l
             units = ssh(h, 'systemctl is-active polardb@demo polardb@duo; findmnt -n -o TARGET /srv/polardb/duo').stdout
             assert units.split() == ['active', 'active', '/srv/polardb/duo'], (h, units)
         assert duo_sql('pdb1', 'select pg_is_in_recovery()') == 'f'
-        assert duo_sql('pdb1', "select string_agg(application_name, ',' order by application_name) from pg_stat_replication") \
-            == 'd2,d3'
+        assert duo_sql('pdb1', "select string_agg(application_name || ' ' || sync_state, ',' order by application_name) "
+                               "from pg_stat_replication") == 'd2 quorum,d3 quorum'
         assert duo_sql('pdb1', 'select system_identifier from pg_control_system()') != \
             sql(ssh, 'pdb1', 'select system_identifier from pg_control_system()')
 

@@ -26,7 +26,8 @@ import time
 
 import pytest
 
-from labtools import PSQL, cluster_fingerprint, fault, lab_dsn, one_line, sql, streams_from, the_rw
+from labtools import (PSQL, cluster_fingerprint, failed_over_by_the_manager, fault, history, lab_dsn, one_line, sql,
+                      streams_from, the_rw, wait_for)
 
 ETCDCTL = ('ETCDCTL_API=3 etcdctl --endpoints=https://{ip}:2379 --cacert=/etc/polardb-stack/_etcd/ca.crt '
            '--cert=/etc/polardb-stack/_etcd/node.crt --key=/etc/polardb-stack/_etcd/node.key --command-timeout=5s ')
@@ -40,17 +41,6 @@ def etcd_keys(ssh, lab_hosts, host='pdb3'):
     kvs = json.loads(out).get('kvs') or []
     return dict((base64.b64decode(kv['key']).decode()[len(PREFIX):], json.loads(base64.b64decode(kv['value'])))
                 for kv in kvs)
-
-
-def wait_for(what, probe, timeout=60, interval=0.5, until=bool):
-    """``probe()`` once ``until`` holds for it; fails after ``timeout`` seconds."""
-    deadline = time.time() + timeout
-    while True:
-        got = probe()
-        if until(got):
-            return got
-        assert time.time() < deadline, 'no %s within %s s' % (what, timeout)
-        time.sleep(interval)
 
 
 # every playbook here keeps synchronous replication on: a quorum of one replica has
@@ -96,10 +86,6 @@ def test_check_mode_writes_no_pause(playbook, ssh, lab_hosts):
     assert run.rc == 0, run.output[-3000:]
     assert 'paused' not in etcd_keys(ssh, lab_hosts)
     assert cluster_fingerprint(ssh, lab_hosts) == before
-
-
-def history(keys):
-    return sorted(k for k in keys if k.startswith('history/'))
 
 
 def test_no_failover_when_the_rw_agent_freezes_its_etcd_member_stops_or_its_engine_crashes(ssh, lab_hosts, writer):
@@ -173,28 +159,13 @@ def test_no_failover_when_the_rw_is_saturated_and_nothing_runs_on_the_controller
 @pytest.mark.parametrize('action', ['poweroff', 'isolate'])
 def test_the_rw_host_lost_is_failed_over_by_the_manager(playbook, ssh, lab, lab_hosts, writer, action):
     old = the_rw(ssh, lab_hosts)
-    survivors = sorted(h for h in lab_hosts if h != old)
     earlier = history(etcd_keys(ssh, lab_hosts))
     fault(playbook, old, action)
     lost = time.monotonic()
     try:
-        new = wait_for('a new RW', lambda: [h for h in survivors if sql(ssh, h, 'select pg_is_in_recovery()',
-                                                                        check=False) == 'f'], timeout=60)
-        assert len(new) == 1, new
-        new = new[0]
-        wait_for('an acknowledged write on the new RW', lambda: any(ack[1] > lost for ack in writer.acked), timeout=30)
-        first = min(ack[1] for ack in writer.acked if ack[1] > lost)
-        print('RW host %s -> first acknowledged write: %.1f s' % (action, first - lost))
-        for h in survivors:
-            if h != new:
-                streams_from(ssh, h, lab_hosts[new]['ansible_host'])
-        keys = wait_for('the failover in the history', lambda: etcd_keys(ssh, lab_hosts, host=new),
-                        until=lambda k: len(history(k)) > len(earlier) and 'failover' not in k)
-        hist = [keys[k] for k in history(keys) if k not in earlier]
-        assert len(hist) == 1 and (hist[0]['from'], hist[0]['to'], hist[0]['state']) == (old, new, 'done'), hist
-        assert keys['rw']['node'] == new and keys['leader']['node'] == new
-        writer.stop()
-        assert writer.missing() == []
+        new, took = failed_over_by_the_manager(ssh, lab_hosts, writer, old, lost,
+                                               lambda new: etcd_keys(ssh, lab_hosts, host=new), earlier)
+        print('RW host %s -> first acknowledged write: %.1f s' % (action, took))
         STATE['failover'] = (old, new)
     finally:
         fault(playbook, old, 'restore')

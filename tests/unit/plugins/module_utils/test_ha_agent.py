@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: polardb.stack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Agents of a three-node cluster on one in-memory etcd: reports, the leader and
+"""Agents of a three-node cluster on one in-memory store: reports, the leader and
 manager keys, an automatic failover carried out by the agents, and the cases
-where none may happen."""
+where none may happen. Every test runs on etcd and on the Kubernetes API (its
+Leases and ConfigMaps, module_utils/k8s_kv.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -16,9 +17,11 @@ import pytest
 from ansible_collections.polardb.stack.plugins.module_utils import ha_agent
 from ansible_collections.polardb.stack.plugins.module_utils.etcd import Etcd
 from ansible_collections.polardb.stack.plugins.module_utils.ha_manager import keys
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_kv import KubeKV
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 from .fake_etcd import FakeEtcd
+from .fake_kube import FakeKubeApi, ServerClock
 
 NODES = dict(('pdb%d' % i, {'host': '10.0.0.%d' % i, 'port': 5432, 'slot': 'pdb%d' % i, 'kind': 'replica',
                             'wwid': 'wwid%d' % i}) for i in (1, 2, 3))
@@ -60,8 +63,12 @@ class Engine(object):
 class Lab(object):
     """Three agents, their engines, and what each did."""
 
-    def __init__(self, fence_driver='command'):
-        self.gw = FakeEtcd()
+    def __init__(self, fence_driver='command', store='etcd'):
+        self.store = store
+        self.gw = FakeEtcd() if store == 'etcd' else FakeKubeApi()
+        # rounds until a silent agent's lease is over: on Kubernetes every reader judges it,
+        # a second late (the API server's clock has whole seconds), and alive through that second
+        self.lease_over = 8 if store == 'etcd' else 10
         self.engines = {'pdb1': Engine('pdb1', 'primary'), 'pdb2': Engine('pdb2', 'replica', upstream='pdb1'),
                         'pdb3': Engine('pdb3', 'replica', lsn='0/4000', upstream='pdb1')}
         self.dead = set()       # hosts that do not answer a TCP probe
@@ -90,7 +97,7 @@ class Lab(object):
             engine.role = None
 
         return ha_agent.Agent(
-            cfg, Etcd(self.gw.endpoints, transport=self.gw), engine, lambda: False,
+            cfg, self.client(name), engine, lambda: False,
             lambda host, port: host not in [NODES[d]['host'] for d in self.dead], fence, replicate, stop_engine,
             clock=self.gw.clock, mono=Mono(self.gw.clock), log=lambda m, n=name: self.logs.append('%s: %s' % (n, m)))
 
@@ -100,14 +107,24 @@ class Lab(object):
                 self.agents[name].step()
             self.gw.clock.now += dt
 
+    def client(self, holder='test'):
+        if self.store == 'etcd':
+            return Etcd(self.gw.endpoints, transport=self.gw)
+        return KubeKV(self.gw, 'db', holder, clock=ServerClock(self.gw.clock))
+
     def get(self, key):
-        kv = Etcd(self.gw.endpoints, transport=self.gw).get(key)
+        kv = self.client().get(key)
         return json.loads(kv['value']) if kv else None
 
 
+@pytest.fixture(params=['etcd', 'kubernetes'])
+def store(request):
+    return request.param
+
+
 @pytest.fixture
-def lab():
-    lab = Lab()
+def lab(store):
+    lab = Lab(store=store)
     lab.rounds(3)  # the RW on record from the second round, probed from the third
     return lab
 
@@ -125,8 +142,8 @@ def test_agents_report_and_the_rw_holds_the_leader_key(lab):
 def test_a_dead_rw_host_is_fenced_and_replaced_by_the_most_advanced_replica(lab):
     lab.dead.add('pdb1')
     lab.engines['pdb1'].role = None
-    lab.rounds(8, nodes=['pdb2', 'pdb3'])  # pdb1's lease (6 s) expires, with its keys
-    fo = [json.loads(kv['value']) for kv in Etcd(lab.gw.endpoints, transport=lab.gw).get_prefix(K['history'])[1]]
+    lab.rounds(lab.lease_over, nodes=['pdb2', 'pdb3'])  # pdb1's lease (6 s) expires, with its keys
+    fo = [json.loads(kv['value']) for kv in lab.client().get_prefix(K['history'])[1]]
     assert len(fo) == 1, lab.logs
     fo = fo[0]
     assert (fo['from'], fo['to'], fo['state']) == ('pdb1', 'pdb2', 'done')
@@ -150,8 +167,8 @@ def test_the_rw_agent_killed_while_its_engine_answers_is_no_failover(lab):
     assert any('not confirmed: reached by pdb2, pdb3' in m for m in lab.logs), lab.logs
 
 
-def test_no_fence_driver_means_no_automatic_failover():
-    lab = Lab(fence_driver='none')
+def test_no_fence_driver_means_no_automatic_failover(store):
+    lab = Lab(fence_driver='none', store=store)
     lab.rounds(2)
     lab.dead.add('pdb1')
     lab.engines['pdb1'].role = None
@@ -188,7 +205,7 @@ def test_a_replica_cut_off_from_etcd_keeps_its_engine(lab):
 def test_an_old_rw_back_after_a_failover_stops_its_engine(lab):
     lab.dead.add('pdb1')
     lab.engines['pdb1'].role = None
-    lab.rounds(8, nodes=['pdb2', 'pdb3'])
+    lab.rounds(lab.lease_over, nodes=['pdb2', 'pdb3'])
     assert lab.get(K['rw'])['node'] == 'pdb2'
     lab.dead.discard('pdb1')
     lab.engines['pdb1'].role = 'primary'  # its host back, the engine started as it was
@@ -220,7 +237,7 @@ def test_a_failed_fence_does_not_promote(lab):
     lab.agents['pdb2'].fence = refuse
     lab.dead.add('pdb1')
     lab.engines['pdb1'].role = None
-    lab.rounds(8, nodes=['pdb2', 'pdb3'])
+    lab.rounds(lab.lease_over, nodes=['pdb2', 'pdb3'])
     assert not any('pg_promote' in s for s in lab.engines['pdb2'].sql)
     fo = lab.get(K['failover'])
     assert fo['state'] == 'decided' and 'array refused' in fo['error']

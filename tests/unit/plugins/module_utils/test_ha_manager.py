@@ -13,9 +13,11 @@ import pytest
 
 from ansible_collections.polardb.stack.plugins.module_utils import ha_manager as hm
 from ansible_collections.polardb.stack.plugins.module_utils.etcd import Etcd
+from ansible_collections.polardb.stack.plugins.module_utils.k8s_kv import KubeKV
 from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
 
 from .fake_etcd import FakeEtcd
+from .fake_kube import FakeKubeApi, ServerClock
 
 NODES = {'pdb1': {'host': '10.0.0.1', 'port': 5432, 'kind': 'replica'},
          'pdb2': {'host': '10.0.0.2', 'port': 5432, 'kind': 'replica'},
@@ -189,6 +191,19 @@ def test_table_says_what_people_need():
             "the old RW was last seen at 0/5000, the new RW had received 0/5000") in text
     assert '2/3 endpoints answer' in text and 'etcd endpoint https://e3:2379' in text
     assert json.dumps(lines)
+
+
+def test_on_the_kubernetes_api_pause_resume_and_table_work_the_same():
+    api = FakeKubeApi()
+    store = KubeKV(api, 'db', clock=ServerClock(api.clock))
+    res = hm.ensure_state(store, '/ns', 'demo', 'paused', NOW, by='me', reason='maintenance')
+    assert res['changed'] and res['cluster']['paused']['reason'] == 'maintenance'
+    assert not hm.ensure_state(store, '/ns', 'demo', 'paused', NOW, by='other')['changed']
+    text = '\n'.join(hm.table(res['cluster'], 'demo'))
+    assert 'manager PAUSED by me (maintenance)' in text
+    assert 'store: the Kubernetes API https://kube.example:6443 answers, version v1.35.4' in text
+    assert hm.ensure_state(store, '/ns', 'demo', 'enabled', NOW)['cluster']['paused'] is None
+    assert not [k for k in api.objects if k[0] == 'configmaps']
 
 
 def test_no_failover_while_a_playbook_holds_the_operation_lock():

@@ -175,3 +175,20 @@ def test_an_api_error_is_reported(api):
 def test_the_server_clock_says_how_coarse_it_is():
     # the operation lock's wait goes on for it past an expiry (see test_operation_lock)
     assert k8s_lease.ServerClock('https://127.0.0.1:16443').resolution == 1.0
+
+
+def test_the_server_clock_comes_within_a_round_trip_of_the_servers_from_whole_second_dates(monkeypatch):
+    now = [10.2]
+    monkeypatch.setattr(k8s_lease.time, 'monotonic', lambda: now[0])
+    clock = k8s_lease.ServerClock('https://127.0.0.1:16443')
+    assert not clock.known()
+    true_offset = 990.0  # the server's time is the local monotonic clock + 990
+    for mono in (10.2, 10.95, 11.01, 11.6):
+        now[0] = mono
+        clock.observe(float(int(mono + true_offset)))  # Date: whole seconds, rounded down
+    assert abs(clock.mono() - (now[0] + true_offset)) < 0.02
+    # the server's clock set back 5 s: followed once the window passed the earlier answers
+    for mono in range(12, 50):
+        now[0] = float(mono) + 0.5
+        clock.observe(float(int(now[0] + true_offset - 5)))
+    assert abs(clock.mono() - (now[0] + true_offset - 5)) <= 0.5
