@@ -211,6 +211,8 @@ docs-site: venv ## HTML documentation of the modules and plugins (antsibull-docs
 	fi
 	echo "documentation site: $(DOCS_SITE)/build/html/index.html ($$(grep -c . $(DOCS_SITE)/warnings.log || true) offline warnings in $(DOCS_SITE)/warnings.log)"
 
+# the cluster manager's store in make bench-ha-auto: etcd, or kubernetes (the Kubernetes API in its place)
+STORE ?= etcd
 bench: bench-ha bench-ha-auto bench-day2 bench-k8s ## all benchmarks (results in docs/benchmarks/, summary in docs/benchmarks.md)
 
 bench-ha: venv ## HA benchmark on the lab: 10 switchovers idle and 10 under pgbench, 3 converges, 5 failovers, a client writing throughout
@@ -218,10 +220,10 @@ bench-ha: venv ## HA benchmark on the lab: 10 switchovers idle and 10 under pgbe
 	$(VENV)/bin/python tests/bench/bench_ha.py
 	$(VENV)/bin/python tests/bench/benchmarks_doc.py
 
-bench-ha-auto: venv ## automatic failover benchmark on the lab: the manager enabled, 10 power-offs and 5 isolations of the RW, 4 cases that must not fail over, a client writing throughout
+bench-ha-auto: venv ## automatic failover benchmark on the lab: the manager enabled (STORE=etcd or kubernetes), 10 power-offs and 5 isolations of the RW, the cases that must not fail over, a client writing throughout
 	$(MAKE) lab-up create
-	$(VENV)/bin/python tests/bench/bench_ha_auto.py
-	$(VENV)/bin/python tests/bench/ha_auto_doc.py
+	$(VENV)/bin/python tests/bench/bench_ha_auto.py --store $(STORE)
+	$(VENV)/bin/python tests/bench/ha_auto_doc.py $(if $(filter kubernetes,$(STORE)),--results docs/benchmarks/ha-auto-k8s-results.json)
 
 bench-k8s: venv ## Kubernetes benchmark on the lab: control plane start, a declared cluster to Running, no-op reconciles, switchovers by spec.primary
 	$(MAKE) lab-up create

@@ -10,13 +10,18 @@ stopped, the RW's engine crashed (its unit restarts it), the RW saturated by
 pgbench and a CPU hog, the controller gone) are
 watched for a while each: a new history entry is a false failover. Results go to
 docs/benchmarks/ha-auto-results.json, summarised in docs/benchmarks.md
-(ha_auto_doc.py). Measures; never asserts a timing."""
+(ha_auto_doc.py). With --store kubernetes the manager keeps its state on a
+Kubernetes API server of its own (started here, reached by the hosts on the lab
+bridge) instead of etcd: results in ha-auto-k8s-results.json, no etcd member
+to stop. Measures; never asserts a timing."""
 import argparse
 import base64
 import datetime
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,10 +32,16 @@ sys.path.insert(0, HERE)
 import yaml  # noqa: E402
 
 from labtools import LAB_INVENTORY, Writer, lab_dsn  # noqa: E402
+import k8stools  # noqa: E402
 from bench_ha import LAB_DESCRIPTION, LAB_EXTRA, Load, pgbench_init, playbook, ssh, the_rw  # noqa: E402
 from ha_auto_doc import summarize  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'docs', 'benchmarks', 'ha-auto-results.json')
+RESULTS_K8S = os.path.join(ROOT, 'docs', 'benchmarks', 'ha-auto-k8s-results.json')
+# --store kubernetes: a control plane of its own, and the playbooks' extra vars for it (STORE)
+K8S_ENV = dict(POLARDB_K8S_PORT='16743', POLARDB_K8S_DIR='/var/lib/polardb-stack-lab/k8s-bench-ha')
+K8S_NAMESPACE = 'bench-ha'
+STORE = {'vars': ()}
 PREFIX = '/polardb-stack/demo/'
 ETCDCTL = ('ETCDCTL_API=3 etcdctl --endpoints=https://%s:2379 --cacert=/etc/polardb-stack/_etcd/ca.crt '
            '--cert=/etc/polardb-stack/_etcd/node.crt --key=/etc/polardb-stack/_etcd/node.key --command-timeout=5s ')
@@ -41,6 +52,10 @@ SYNC = ('-e', 'polardb_synchronous_replicas=1')
 
 
 def etcd_keys(lab, host):
+    """What the cluster manager holds for cluster demo: in etcd (read with etcdctl on ``host``), or
+    on the Kubernetes API (read as its admin)."""
+    if 'admin' in STORE:
+        return k8stools.ha_keys(STORE['admin'], K8S_NAMESPACE, PREFIX)
     ip = lab['all']['children']['lab_hosts']['hosts'][host]['ansible_host']
     out = ssh(lab, host, ETCDCTL % ip + 'get --prefix %s -w json' % PREFIX)
     if out.returncode != 0:
@@ -98,7 +113,8 @@ def failover_run(lab, hosts, action, pace):
     must(playbook('lab', *LAB_EXTRA, '-e', 'lab_state=fault', '-e', 'lab_fault_host=' + old,
                   '-e', 'lab_fault_action=restore'), 'restore')
     time.sleep(2)
-    run['rebuild_s'] = round(must(playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + old, *SYNC),
+    run['rebuild_s'] = round(must(playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + old, *SYNC,
+                                           *STORE['vars']),
                                   'rebuild'), 1)
     print(json.dumps(run), flush=True)
     return run
@@ -138,7 +154,7 @@ def no_failover_case(lab, hosts, case):
     if run['false_failovers']:
         # put the cluster back for the next case
         old = rw
-        playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + old, *SYNC)
+        playbook('rebuild_node', '-e', 'cluster=demo', '-e', 'node=' + old, *SYNC, *STORE['vars'])
     time.sleep(8)  # the agents settle (a frozen agent's new lease, etcd back)
     return run
 
@@ -148,12 +164,26 @@ def main():
     parser.add_argument('--poweroffs', type=int, default=10)
     parser.add_argument('--isolations', type=int, default=5)
     parser.add_argument('--pace', type=float, default=0.005, help='seconds between two client writes')
+    parser.add_argument('--store', choices=('etcd', 'kubernetes'), default='etcd',
+                        help="the cluster manager's store: etcd, or the Kubernetes API in its place")
     args = parser.parse_args()
+    if args.store == 'kubernetes':
+        subprocess.run([os.path.join(ROOT, 'lab', 'k8s', 'build.sh')], check=True, timeout=3600,
+                       stdout=subprocess.DEVNULL)
+        STORE.update(k8stools.ha_store(K8S_ENV, K8S_NAMESPACE, tempfile.mkdtemp(prefix='bench-ha-k8s-')))
+    try:
+        return bench(args)
+    finally:
+        if args.store == 'kubernetes':
+            k8stools.k8s_lab('down', env=K8S_ENV)
+
+
+def bench(args):
     with open(LAB_INVENTORY) as f:
         lab = yaml.safe_load(f)
     hosts = sorted(lab['all']['children']['polardb_demo']['hosts'])
     must(playbook('create_cluster', '-e', 'cluster=demo', *SYNC), 'create_cluster (synchronous replication on)')
-    must(playbook('ha', '-e', 'cluster=demo', *SYNC), 'ha.yml')
+    must(playbook('ha', '-e', 'cluster=demo', *SYNC, *STORE['vars']), 'ha.yml')
     pgbench_init(lab)
     started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     runs = []
@@ -163,16 +193,20 @@ def main():
         if i < args.isolations:
             runs.append(failover_run(lab, hosts, 'isolate', args.pace))
     for case in ('agent_frozen', 'etcd_member_stopped', 'engine_crashed', 'rw_saturated', 'controller_gone'):
-        runs.append(no_failover_case(lab, hosts, case))
-    must(playbook('ha', '-e', 'cluster=demo', '-e', 'state=disabled'), 'ha.yml disabled')
+        if case != 'etcd_member_stopped' or args.store == 'etcd':
+            runs.append(no_failover_case(lab, hosts, case))
+    must(playbook('ha', '-e', 'cluster=demo', '-e', 'state=disabled', *STORE['vars']), 'ha.yml disabled')
     result = {'date': started, 'lab': LAB_DESCRIPTION,
               'client': 'one autocommit INSERT every %.3f s through the multi-host DSN' % args.pace,
               'settings': 'synchronous replication (ANY 1 of the replicas), polardb_ha_ttl 6, polardb_ha_interval 1, '
-                          'polardb_ha_probe_timeout 0.5, etcd 3.4.23 (heartbeat 100 ms, election 1000 ms) on the '
-                          'three hosts',
-              'runs': runs, 'summary': summarize(runs)}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, 'w') as f:
+                          'polardb_ha_probe_timeout 0.5, ' + (
+                              'etcd 3.4.23 (heartbeat 100 ms, election 1000 ms) on the three hosts' if args.store == 'etcd'
+                              else 'the Kubernetes API in etcd\'s place: kube-apiserver %s on the lab\'s machine, '
+                                   'reached by the hosts on the lab bridge' % os.environ.get('K8S_VERSION', 'v1.35.4')),
+              'store': args.store, 'runs': runs, 'summary': summarize(runs)}
+    results = RESULTS if args.store == 'etcd' else RESULTS_K8S
+    os.makedirs(os.path.dirname(results), exist_ok=True)
+    with open(results, 'w') as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write('\n')
     print(json.dumps(result['summary'], indent=1))

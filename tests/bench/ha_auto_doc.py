@@ -1,5 +1,7 @@
-"""The automatic failover part of docs/benchmarks.md, generated from
-docs/benchmarks/ha-auto-results.json (written by bench_ha_auto.py): per fault
+"""The automatic failover parts of docs/benchmarks.md, generated from
+docs/benchmarks/ha-auto-results.json (the manager on etcd) and
+ha-auto-k8s-results.json (on the Kubernetes API, --results), both written by
+bench_ha_auto.py: per fault
 (power-off, isolation) the runs, the write unavailability (host lost -> first
 acknowledged write on the new RW), the manager's detection and take-over times,
 acknowledged writes missing; then the cases that must not fail over."""
@@ -15,6 +17,15 @@ from benchmarks_doc import _f, _median, cli  # noqa: E402  pylint: disable=wrong
 from day2_doc import replaced  # noqa: E402  pylint: disable=wrong-import-position
 BEGIN = '<!-- GENERATED from benchmarks/ha-auto-results.json by tests/bench/ha_auto_doc.py: do not edit by hand -->'
 END = '<!-- END GENERATED ha-auto -->'
+RESULTS_K8S = os.path.join(ROOT, 'docs', 'benchmarks', 'ha-auto-k8s-results.json')
+# per store: the markers of its part and the heading it goes under when new
+PARTS = {
+    'etcd': (BEGIN, END, '## Automatic failover (`make bench-ha-auto`)'),
+    'kubernetes': ('<!-- GENERATED from benchmarks/ha-auto-k8s-results.json by tests/bench/ha_auto_doc.py: '
+                   'do not edit by hand -->', '<!-- END GENERATED ha-auto-k8s -->',
+                   '## Automatic failover on the Kubernetes API (`make bench-ha-auto STORE=kubernetes`)'),
+}
+STORE_NAMES = {'etcd': 'etcd', 'kubernetes': 'the Kubernetes API'}
 FAULTS = ('poweroff', 'isolate')
 
 
@@ -46,7 +57,8 @@ def summarize(runs):
 
 def render(result):
     s = result['summary']
-    lines = [BEGIN, '',
+    store = result.get('store', 'etcd')
+    lines = [PARTS[store][0], '',
              'Measured %s on the lab (%s); client: %s; %s. No playbook runs during a failover.'
              % (result['date'], result['lab'], result['client'], result['settings']), '',
              '| fault of the RW | runs | unavailable median (s) | unavailable max (s) | detection median (s) '
@@ -60,21 +72,23 @@ def render(result):
                 names[fault], f['runs'], _f(f['gap_median_s'], 2), _f(f['gap_max_s'], 2),
                 _f(f['detect_median_s'], 2), _f(f['takeover_median_s'], 2), f['missing'], f['failed']))
     lines += ['', '*Unavailable*: the longest time between two acknowledged writes of the client (host lost -> '
-                  'first acknowledged write on the new RW). *Detection*: the old RW\'s last report to etcd -> '
-                  'the manager\'s decision. *Take-over*: decision -> promoted (fence and promote on the new RW).']
+                  'first acknowledged write on the new RW). *Detection*: the old RW\'s last report to %s -> '
+                  'the manager\'s decision. *Take-over*: decision -> promoted (fence and promote on the new RW).'
+              % STORE_NAMES[store]]
     if 'no_failover' in s:
         q = s['no_failover']
         lines += ['', 'Must not fail over, each watched %s s with the client writing (%s): %d false failover(s), '
                       '%d acknowledged write(s) missing.'
                   % (next((r['watched_s'] for r in result['runs'] if r['kind'] == 'no_failover'), '?'),
                      ', '.join(c.replace('_', ' ') for c in q['cases']), q['false_failovers'], q['missing'])]
-    lines += ['', END]
+    lines += ['', PARTS[store][1]]
     return '\n'.join(lines)
 
 
 def updated(doc, result):
-    """``doc`` with its generated automatic failover part replaced, or appended under a heading."""
-    return replaced(doc, render(result), BEGIN, END, '## Automatic failover (`make bench-ha-auto`)')
+    """``doc`` with the generated automatic failover part of the result's store replaced, or appended under a heading."""
+    begin, end, heading = PARTS[result.get('store', 'etcd')]
+    return replaced(doc, render(result), begin, end, heading)
 
 
 def main(argv=None):

@@ -2,10 +2,12 @@
 set up by playbooks/k8s_setup.yml, used through service-account tokens bound
 only to the collection's ClusterRoles (so a missing permission fails a test)."""
 import base64
+import calendar
 import json
 import os
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -107,3 +109,59 @@ def setup_namespace(admin_kubeconfig, namespace, directory):
                                                                    os.path.join(str(directory), 'reconciler')),
                 editor=service_account_kubeconfig(admin, namespace, 'declarer', os.path.join(str(directory), 'editor'),
                                                   'polardb-stack-editor'))
+
+
+def ha_store(env, namespace, directory, hosts_address='10.213.77.1'):
+    """A control plane of its own (``env``: its port and directory) for the cluster manager
+    with the Kubernetes API in etcd's place: k8s_setup.yml for ``namespace``, a token of
+    service account polardb-stack-ha-agent (TokenRequest API), and an extra-vars file
+    (0600) that gives the playbooks polardb_ha_store: kubernetes.
+    {admin (Api), token, server (as the lab's hosts reach it), vars (-e @file)}."""
+    k8s_lab('up', env=env)
+    admin_kubeconfig = os.path.join(env['POLARDB_K8S_DIR'], 'admin.kubeconfig')
+    setup_namespace(admin_kubeconfig, namespace, directory)
+    admin = Api(admin_kubeconfig)
+    status, answer = admin.call('POST', '/api/v1/namespaces/%s/serviceaccounts/polardb-stack-ha-agent/token'
+                                % namespace, dict(spec=dict(expirationSeconds=3600 * 6)))
+    assert status == 201, answer
+    server = 'https://%s:%s' % (hosts_address, env['POLARDB_K8S_PORT'])
+    path = os.path.join(str(directory), 'ha-k8s.json')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        json.dump(dict(polardb_ha_store='kubernetes', polardb_ha_k8s_server=server, polardb_ha_k8s_namespace=namespace,
+                       polardb_ha_k8s_token=answer['status']['token'],
+                       polardb_ha_k8s_ca_file=os.path.join(env['POLARDB_K8S_DIR'], 'pki', 'ca.crt')), f)
+    return dict(admin=admin, token=answer['status']['token'], server=server, vars=('-e', '@' + path))
+
+
+def items(admin, namespace, resource):
+    group = 'api/v1' if resource == 'configmaps' else 'apis/coordination.k8s.io/v1'
+    status, answer = admin.call('GET', '/%s/namespaces/%s/%s' % (group, namespace, resource))
+    assert status == 200, answer
+    return answer['items']
+
+
+def ha_leases(admin, namespace):
+    """{name: Lease} of the cluster manager's agents in ``namespace``."""
+    return dict((o['metadata']['name'], o) for o in items(admin, namespace, 'leases')
+                if o['metadata']['name'].startswith('polardb-ha-lease-'))
+
+
+def renewed_ago(lease):
+    stamp, dummy, frac = lease['spec']['renewTime'].rstrip('Z').partition('.')
+    return time.time() - calendar.timegm(time.strptime(stamp, '%Y-%m-%dT%H:%M:%S')) - float('0.' + (frac or '0'))
+
+
+def ha_keys(admin, namespace, prefix):
+    """{key under ``prefix``: value} of the cluster manager's ConfigMaps whose Lease (if any) was
+    renewed within its duration plus a second (the lab's hosts and API server share the machine's clock),
+    read straight from the API server."""
+    live = set(name for name, lease in ha_leases(admin, namespace).items()
+               if renewed_ago(lease) <= lease['spec']['leaseDurationSeconds'] + 1)
+    out = {}
+    for cm in items(admin, namespace, 'configmaps'):
+        ann = cm['metadata'].get('annotations') or {}
+        key, lease = ann.get('stack.polardb.io/key', ''), int(ann.get('stack.polardb.io/lease') or 0)
+        if key.startswith(prefix) and (not lease or 'polardb-ha-lease-%x' % lease in live):
+            out[key[len(prefix):]] = json.loads(cm['data']['value'])
+    return out

@@ -15,7 +15,6 @@ reach on the bridge's address:
    rebuilt by rebuild_node.yml; status.yml names the store and the failover;
 3. disabled: the agents stop, their Leases and reports go.
 What is checked is read as the admin, straight from the API server."""
-import calendar
 import json
 import os
 import ssl
@@ -24,7 +23,8 @@ import time
 
 import pytest
 
-from k8stools import Api, k8s_lab, setup_namespace
+import k8stools
+from k8stools import Api, ha_store, k8s_lab
 from labtools import PSQL, ROOT, failed_over_by_the_manager, fault, history, one_line, streams_from, the_rw, wait_for
 
 NAMESPACE = 'lab-ha'
@@ -41,57 +41,24 @@ STATE = {}
 @pytest.fixture(scope='module')
 def k8s(lab, tmp_path_factory, playbook):
     subprocess.run([os.path.join(ROOT, 'lab', 'k8s', 'build.sh')], check=True, timeout=3600, stdout=subprocess.DEVNULL)
-    k8s_lab('up', env=K8S_ENV)
-    d = tmp_path_factory.mktemp('k8s-ha')
-    setup_namespace(ADMIN, NAMESPACE, d)
-    admin = Api(ADMIN)
-    status, answer = admin.call('POST', '/api/v1/namespaces/%s/serviceaccounts/polardb-stack-ha-agent/token'
-                                % NAMESPACE, dict(spec=dict(expirationSeconds=3600)))
-    assert status == 201, answer
-    token = answer['status']['token']
-    extra = d / 'ha-k8s.json'
-    fd = os.open(str(extra), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as f:
-        json.dump(dict(polardb_ha_store='kubernetes', polardb_ha_k8s_server=SERVER, polardb_ha_k8s_namespace=NAMESPACE,
-                       polardb_ha_k8s_token=token,
-                       polardb_ha_k8s_ca_file=os.path.join(K8S_ENV['POLARDB_K8S_DIR'], 'pki', 'ca.crt')), f)
-    yield dict(admin=admin, token=token, vars=('-e', '@' + str(extra)))
+    store = ha_store(K8S_ENV, NAMESPACE, tmp_path_factory.mktemp('k8s-ha'))
+    assert store['server'] == SERVER
+    yield store
     # whatever failed, the later tests must not meet a manager acting on its own
-    playbook('ha', '-e', 'cluster=demo', '-e', 'state=disabled', '-e', '@' + str(extra))
+    playbook('ha', '-e', 'cluster=demo', '-e', 'state=disabled', *store['vars'])
     k8s_lab('down', env=K8S_ENV)
 
 
 def items(admin, resource):
-    group = 'api/v1' if resource == 'configmaps' else 'apis/coordination.k8s.io/v1'
-    status, answer = admin.call('GET', '/%s/namespaces/%s/%s' % (group, NAMESPACE, resource))
-    assert status == 200, answer
-    return answer['items']
+    return k8stools.items(admin, NAMESPACE, resource)
 
 
 def leases(admin):
-    return dict((o['metadata']['name'], o) for o in items(admin, 'leases')
-                if o['metadata']['name'].startswith('polardb-ha-lease-'))
-
-
-def renewed_ago(lease):
-    stamp, dummy, frac = lease['spec']['renewTime'].rstrip('Z').partition('.')
-    renewed = calendar.timegm(time.strptime(stamp, '%Y-%m-%dT%H:%M:%S')) + float('0.' + (frac or '0'))
-    return time.time() - renewed
+    return k8stools.ha_leases(admin, NAMESPACE)
 
 
 def ha_keys(admin):
-    """{key suffix: value} of cluster demo's ConfigMaps whose Lease (if any) was renewed within its duration
-    plus a second (the lab's hosts and the API server share the machine's clock)."""
-    live = dict((name, lease) for name, lease in leases(admin).items()
-                if renewed_ago(lease) <= lease['spec']['leaseDurationSeconds'] + 1)
-    out = {}
-    for cm in items(admin, 'configmaps'):
-        ann = cm['metadata'].get('annotations') or {}
-        key, lease = ann.get('stack.polardb.io/key', ''), int(ann.get('stack.polardb.io/lease') or 0)
-        if not key.startswith(PREFIX) or (lease and 'polardb-ha-lease-%x' % lease not in live):
-            continue
-        out[key[len(PREFIX):]] = json.loads(cm['data']['value'])
-    return out
+    return k8stools.ha_keys(admin, NAMESPACE, PREFIX)
 
 
 def test_enabled_on_the_kubernetes_api(playbook, ssh, lab_hosts, k8s):

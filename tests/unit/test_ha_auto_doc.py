@@ -42,3 +42,19 @@ def test_the_table_is_appended_once_then_replaced():
 
 def test_the_doc_is_current():
     assert ha_auto_doc.main(['--check']) == 0
+
+
+def test_each_store_has_its_own_part():
+    runs = [run('poweroff', gap=8.25)]
+    etcd = {'date': 'd', 'lab': 'lab', 'client': 'c', 'settings': 's', 'runs': runs, 'summary': ha_auto_doc.summarize(runs)}
+    k8s = dict(etcd, store='kubernetes', summary=ha_auto_doc.summarize([run('poweroff', gap=7.5)]))
+    doc = ha_auto_doc.updated(ha_auto_doc.updated('# Benchmarks\n', etcd), k8s)
+    assert '## Automatic failover on the Kubernetes API' in doc and "last report to the Kubernetes API" in doc
+    assert '| 8.25 |' in doc and '| 7.50 |' in doc and doc.count(ha_auto_doc.BEGIN) == 1
+    # the etcd part replaced leaves the other alone
+    assert '| 7.50 |' in ha_auto_doc.updated(doc, etcd)
+
+
+def test_the_kubernetes_part_of_the_doc_is_current():
+    if os.path.exists(ha_auto_doc.RESULTS_K8S):
+        assert ha_auto_doc.main(['--check', '--results', ha_auto_doc.RESULTS_K8S]) == 0
