@@ -88,6 +88,8 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
 FSTYPES = ('xfs', 'ext4')
 FENCE_DRIVERS = ('none', 'scsi3_pr', 'nvme', 'command')
 MULTIPATH_MODES = ('auto', 'yes', 'no')
+# initdb --wal-segsize, in MB
+WAL_SEGMENT_SIZES = tuple(str(2 ** n) for n in range(11))
 _CLUSTER_RE = re.compile(r'^[a-z][a-z0-9_-]{0,30}$')
 _ROLE_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
 _SIZE_RE = re.compile(r'^\s*\d+\s*(kB|MB|GB|TB)?\s*$')
@@ -173,6 +175,7 @@ def setting_problems(settings, nodes, rw):
         _int_problem(settings, 'polardb_switchover_max_lag_bytes', 0),
         _bool_problem(settings, 'polardb_storage_force'),
         _bool_problem(settings, 'polardb_failover_unfenced'),
+        _choice_problem(settings, 'polardb_wal_segment_size_mb', WAL_SEGMENT_SIZES),
     ]
     problems.extend(c for c in checks if c)
     if 'polardb_lun_multipath' in settings:

@@ -33,6 +33,8 @@ from ansible_collections.polardb.stack.plugins.module_utils.topology import (
 
 DEFAULT_BIN_DIR = '/usr/lib/postgresql/15/bin'
 DEFAULT_INITDB_OPTIONS = ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8']
+# initdb --wal-segsize: a power of two from 1 to 1024 MB.
+WAL_SEGMENT_SIZES_MB = [2 ** n for n in range(11)]
 # Checked in this order: PolarDB's replica.signal, then PostgreSQL's (standby
 # wins over recovery when both exist, as in the engine).
 SIGNAL_FILES = (('replica.signal', 'replica'), ('standby.signal', 'standby'),
@@ -67,6 +69,12 @@ def _int_or_none(value):
         return None
 
 
+def segment_size_mb(cd):
+    """The WAL segment size in MB from pg_controldata; None when not said."""
+    size = _int_or_none(cd.get('Bytes per WAL segment'))
+    return size // (1024 * 1024) if size else None
+
+
 def controldata_facts(cd):
     """The part of pg_controldata the collection reports."""
     checkpoint_tli = _int_or_none(cd.get("Latest checkpoint's TimeLineID"))
@@ -78,6 +86,7 @@ def controldata_facts(cd):
         'checkpoint_timeline': checkpoint_tli,
         # A stopped replica may have replayed beyond its last restartpoint.
         'offline_timeline': max([t for t in (checkpoint_tli, min_recovery_tli) if t] or [None]),
+        'wal_segment_size_mb': segment_size_mb(cd),
     }
 
 
@@ -276,6 +285,7 @@ class Instance(object):
             'cluster_state': None,
             'checkpoint_lsn': None,
             'checkpoint_timeline': None,
+            'wal_segment_size_mb': None,
             'signal': None,
             'running': False,
             'in_recovery': None,
@@ -291,7 +301,8 @@ class Instance(object):
         if not d['initialized']:
             return info
         facts = controldata_facts(self.controldata())
-        for key in ('system_identifier', 'cluster_state', 'checkpoint_lsn', 'checkpoint_timeline'):
+        for key in ('system_identifier', 'cluster_state', 'checkpoint_lsn', 'checkpoint_timeline',
+                    'wal_segment_size_mb'):
             info[key] = facts[key]
         info['signal'] = self.signal()
         state, error = self.probe()
@@ -320,10 +331,12 @@ class Instance(object):
 
     def ensure(self, role, superuser='postgres', superuser_password=None, source=None,
                initdb_options=None, allow_overwrite=False, expected_system_identifier=None,
-               check_mode=False):
+               wal_segment_size_mb=None, check_mode=False):
         """Make ``data_dir`` an initialised data directory. Returns
-        {changed, actions, diff}; ``actions`` says what was (check mode: would
-        be) done."""
+        {changed, actions, diff, wal_segment_size_mb}; ``actions`` says what was
+        (check mode: would be) done. ``wal_segment_size_mb`` is given to initdb;
+        a data directory made with another size is left as it is, with a
+        ``warning`` (the size is fixed at initdb)."""
         if role not in ('primary', 'replica', 'standby'):
             raise PolarDBError('unknown role %r' % (role,))
         if role == 'primary' and not superuser_password:
@@ -332,12 +345,21 @@ class Instance(object):
             raise PolarDBError('a %s needs source.host for the base backup' % role,
                                data_dir=self.data_dir)
         initdb_options = DEFAULT_INITDB_OPTIONS if initdb_options is None else list(initdb_options)
+        if wal_segment_size_mb is not None:
+            if int(wal_segment_size_mb) not in WAL_SEGMENT_SIZES_MB:
+                raise PolarDBError('wal_segment_size_mb %s is not a power of two from 1 to 1024'
+                                   % wal_segment_size_mb)
+            if not any(o.startswith('--wal-segsize') for o in initdb_options):
+                initdb_options = initdb_options + ['--wal-segsize=%d' % int(wal_segment_size_mb)]
         expected = str(expected_system_identifier) if expected_system_identifier else None
 
         d = self.dir_state()
         before_id = None
+        segment_mb = None
         if d['initialized']:
-            before_id = self.controldata()['Database system identifier']
+            cd = self.controldata()
+            before_id = cd['Database system identifier']
+            segment_mb = segment_size_mb(cd)
         before = {'initialized': d['initialized'], 'system_identifier': before_id}
         actions = []
         clear = False
@@ -348,8 +370,14 @@ class Instance(object):
                     actions.append('chmod %04o %s (was %s)' % (DATA_DIR_MODE, self.data_dir, d['mode']))
                     if not check_mode:
                         os.chmod(self.data_dir, DATA_DIR_MODE)
-                return {'changed': bool(actions), 'actions': actions,
-                        'diff': {'before': before, 'after': dict(before)}}
+                result = {'changed': bool(actions), 'actions': actions, 'wal_segment_size_mb': segment_mb,
+                          'diff': {'before': before, 'after': dict(before)}}
+                if wal_segment_size_mb is not None and segment_mb is not None \
+                        and segment_mb != int(wal_segment_size_mb):
+                    result['warning'] = ('%s was made with %s MB WAL segments, not %s: the size is fixed '
+                                         'when a cluster is created, it stays as it is'
+                                         % (self.data_dir, segment_mb, wal_segment_size_mb))
+                return result
             if role == 'primary':
                 raise PolarDBError(
                     '%s holds cluster %s, not the expected %s; initdb cannot make that cluster, '
@@ -390,7 +418,8 @@ class Instance(object):
 
         after = {'initialized': True, 'system_identifier': None}
         if check_mode:
-            return {'changed': True, 'actions': actions, 'diff': {'before': before, 'after': after}}
+            return {'changed': True, 'actions': actions, 'wal_segment_size_mb': None,
+                    'diff': {'before': before, 'after': after}}
 
         uid, gid = self._owner_ids()
         if clear:
@@ -410,14 +439,16 @@ class Instance(object):
             self._write_owned(self._path('standby.signal'), '', uid, gid)
         os.chmod(self.data_dir, DATA_DIR_MODE)
 
-        after['system_identifier'] = self.controldata()['Database system identifier']
+        cd = self.controldata()
+        after['system_identifier'] = cd['Database system identifier']
         if role != 'primary' and expected and after['system_identifier'] != expected:
             self._clear()
             raise PolarDBError(
                 'the base backup from %s:%s is of cluster %s, not the expected %s; its files were removed'
                 % (source['host'], source.get('port') or 5432, after['system_identifier'], expected),
                 data_dir=self.data_dir, system_identifier=after['system_identifier'])
-        return {'changed': True, 'actions': actions, 'diff': {'before': before, 'after': after}}
+        return {'changed': True, 'actions': actions, 'wal_segment_size_mb': segment_size_mb(cd),
+                'diff': {'before': before, 'after': after}}
 
     def _clear(self):
         for name in os.listdir(self.data_dir):

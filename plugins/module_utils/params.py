@@ -252,7 +252,9 @@ def parse_value(entry, value):
     if '\n' in text or '\r' in text or '\0' in text:
         return None, '%s: a value may not hold a line break or NUL' % name
     if entry.context in FIXED_CONTEXTS:
-        return None, '%s cannot be set: it is fixed when the engine is built or initialised' % name
+        return None, '%s cannot be set: it is fixed when the engine is built or initialised%s' % (
+            name, ' (set polardb_wal_segment_size_mb before the cluster is created)'
+            if name == 'wal_segment_size' else '')
     if entry.vartype == 'bool':
         b = parse_bool(text)
         if b is None:

@@ -96,6 +96,16 @@ options:
     type: list
     elements: str
     default: [--data-checksums, --encoding=UTF8, --locale=C.UTF-8]
+  wal_segment_size_mb:
+    description:
+      - WAL segment size in MB given to initdb (C(--wal-segsize)) for V(primary).
+        Omitted - initdb's default (16 MB), or what O(initdb_options) say.
+      - The size is fixed when a cluster is created. A data directory made with another size
+        is left as it is, with a warning; replicas take the size of their source.
+      - A promotion copies the segment it ends in to the new timeline and syncs it to disk
+        before the node accepts writes, so a smaller segment shortens a switchover's write gap.
+    type: int
+    choices: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
   allow_overwrite:
     description:
       - The named opt-in to discard the content of O(data_dir) when it is not
@@ -159,6 +169,7 @@ instance:
     cluster_state: shut down
     checkpoint_lsn: 0/14EEA58
     checkpoint_timeline: 1
+    wal_segment_size_mb: 16
     signal: null
     running: false
     in_recovery: null
@@ -176,6 +187,15 @@ actions:
   type: list
   elements: str
   sample: ["create /srv/polardb/demo/data (0700, postgres)", "initdb -D /srv/polardb/demo/data -U postgres (--data-checksums)"]
+wal_segment_size_mb:
+  description: The data directory's WAL segment size in MB (pg_controldata); null in check mode before initdb.
+  returned: always
+  type: int
+  sample: 4
+warning:
+  description: Set when the data directory was made with another WAL segment size than O(wal_segment_size_mb).
+  returned: when it differs
+  type: str
 executed_commands:
   description: The command lines run on the host to inspect and build the data directory (no passwords in them).
   returned: always
@@ -188,7 +208,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polardb.stack.plugins.module_utils.runner import CommandRunner, fail_on_error
 from ansible_collections.polardb.stack.plugins.module_utils.instance import (
-    DEFAULT_INITDB_OPTIONS, from_params, local_argument_spec)
+    DEFAULT_INITDB_OPTIONS, WAL_SEGMENT_SIZES_MB, from_params, local_argument_spec)
 
 
 def run(module):
@@ -203,7 +223,9 @@ def run(module):
         source=p['source'], initdb_options=p['initdb_options'],
         allow_overwrite=p['allow_overwrite'],
         expected_system_identifier=p['expected_system_identifier'],
-        check_mode=module.check_mode)
+        wal_segment_size_mb=p['wal_segment_size_mb'], check_mode=module.check_mode)
+    if result.get('warning'):
+        module.warn(result['warning'])
     # The report's own commands (pg_controldata, the status query) are not listed.
     result['instance'] = at(CommandRunner(module)).info()
     result['executed_commands'] = runner.executed
@@ -228,6 +250,7 @@ def main():
             ca_cert=dict(type='path'),
         )),
         initdb_options=dict(type='list', elements='str', default=list(DEFAULT_INITDB_OPTIONS)),
+        wal_segment_size_mb=dict(type='int', choices=list(WAL_SEGMENT_SIZES_MB)),
         allow_overwrite=dict(type='bool', default=False),
         expected_system_identifier=dict(type='str'),
     )

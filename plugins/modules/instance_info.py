@@ -95,6 +95,10 @@ instance:
       description: Latest checkpoint's TimeLineID (pg_controldata).
       type: int
       sample: 1
+    wal_segment_size_mb:
+      description: WAL segment size in MB, fixed when the cluster was created (pg_controldata C(Bytes per WAL segment)).
+      type: int
+      sample: 16
     signal:
       description: V(replica) (PolarDB C(replica.signal)), V(standby), V(recovery) or null.
       type: str

@@ -125,6 +125,14 @@ def the_rw(lab, hosts):
     return None
 
 
+def wal_segment_mb(lab, hosts):
+    """The WAL segment size of cluster demo (MB), as its RW says."""
+    rw = the_rw(lab, hosts)
+    out = ssh(lab, rw, "psql -XAtq -h /var/run/postgresql -U postgres -c "
+                       "\"select setting::bigint / 1048576 from pg_settings where name = 'wal_segment_size'\"")
+    return int(out.stdout.strip())
+
+
 def pgbench(lab, *args):
     env = dict(os.environ, PGCONNECT_TIMEOUT='2')
     return ['pgbench'] + list(args) + [lab_dsn(lab)], env
@@ -223,6 +231,7 @@ def main():
     with open(LAB_INVENTORY) as f:
         lab = yaml.safe_load(f)
     hosts = sorted(lab['all']['children']['polardb_demo']['hosts'])
+    segment_mb = wal_segment_mb(lab, hosts)
     runs = []
     for i in range(args.switchovers):
         run = measure(lab, 'switchover', ['-e', 'cluster=demo'])
@@ -279,6 +288,7 @@ def main():
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     for r in runs:
         r['measured'] = today
+        r['wal_segment_mb'] = segment_mb
     runs = kept + runs
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     summary = summarize(runs)

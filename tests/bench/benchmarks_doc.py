@@ -91,8 +91,14 @@ def _f(value, digits):
     return '-' if value is None else '%.*f' % (digits, value)
 
 
+def _segments(runs):
+    """', WAL segments of 4 MB' from the runs (runs before it was recorded: 16, the only size then)."""
+    sizes = sorted(set(r.get('wal_segment_mb', 16) for r in runs))
+    return ', WAL segments of %s MB' % ' and '.join(str(v) for v in sizes)
+
+
 def _switchover_table(title, sw, s, loaded):
-    out = ['## %s, %d runs' % (title, len(sw)), '',
+    out = ['## %s%s, %d runs' % (title, _segments(sw), len(sw)), '',
            '| run |%s write unavailability (s) | module window (s) | stop / replay / promote (s) | playbook (s) '
            '| acknowledged | missing |' % (' load (tps) |' if loaded else ''),
            '| --- |%s --- | --- | --- | --- | --- | --- |' % (' --- |' if loaded else '')]

@@ -148,6 +148,8 @@ def test_a_second_cluster_on_the_same_hosts_is_independent(playbook, ssh, lab, l
         assert duo_sql('pdb1', 'select pg_is_in_recovery()') == 'f'
         assert duo_sql('pdb1', "select string_agg(application_name || ' ' || sync_state, ',' order by application_name) "
                                "from pg_stat_replication") == 'd2 quorum,d3 quorum'
+        # the collection's default WAL segment size (the lab's inventory gives demo 4 MB)
+        assert [duo_sql(h, 'show wal_segment_size') for h in ('pdb1', 'pdb2', 'pdb3')] == ['16MB'] * 3
         assert duo_sql('pdb1', 'select system_identifier from pg_control_system()') != \
             sql(ssh, 'pdb1', 'select system_identifier from pg_control_system()')
 

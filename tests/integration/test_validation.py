@@ -86,12 +86,13 @@ GROUPS = {
             'polardb_synchronous_replicas': -1, 'polardb_port': 70000, 'polardb_fstype': 'btrfs',
             'polardb_fence_driver': 'stonith', 'polardb_wait_timeout': 0, 'polardb_switchover_max_lag_bytes': -1,
             'polardb_client_networks': ['10.0.0.0/33'], 'polardb_max_slot_wal_keep_size': 'lots',
-            'polardb_parameters': {'ssl': 'off'}})], [
+            'polardb_wal_segment_size_mb': 3, 'polardb_parameters': {'ssl': 'off'}})], [
         'polardb_synchronous_replicas=', 'polardb_port=', 'must be an integer from 1 to 65535',
         "polardb_fstype='btrfs' must be one of xfs, ext4", "polardb_fence_driver='stonith' must be one of",
         'polardb_wait_timeout=', 'must be an integer >= 1', 'polardb_switchover_max_lag_bytes=',
         "polardb_client_networks: '10.0.0.0/33' is not a network",
-        "polardb_max_slot_wal_keep_size='lots' must be auto, -1", 'parameter ssl is managed by polardb.stack']),
+        "polardb_max_slot_wal_keep_size='lots' must be auto, -1", 'parameter ssl is managed by polardb.stack',
+        'polardb_wal_segment_size_mb=', 'must be one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024']),
     'interval_and_not_a_mapping': (['-e', 'polardb_wait_interval=600', '-e', 'polardb_parameters=lots'], [
         'polardb_wait_interval=600 must not exceed polardb_wait_timeout=300',
         'polardb_parameters must be a mapping']),
@@ -103,7 +104,8 @@ GROUPS = {
         'no_such_param is not a parameter of this engine',
         "work_mem='128mb': invalid unit 'mb'", "checkpoint_timeout='2d'", 'outside the valid range',
         "wal_level='archive': allowed values are minimal, replica, logical", "hot_standby='maybe': not a boolean",
-        'wal_segment_size cannot be set', 'shared_bufers is not a parameter', 'did you mean shared_buffers']),
+        'wal_segment_size cannot be set', 'set polardb_wal_segment_size_mb before the cluster is created',
+        'shared_bufers is not a parameter', 'did you mean shared_buffers']),
 }
 
 
@@ -162,3 +164,18 @@ def test_status_shows_each_slots_retained_wal_and_the_bound(playbook, ssh, quiet
     slots = ssh(rw, PSQL + shlex.quote("select string_agg(slot_name || ':' || wal_status, ' ' order by slot_name) "
                                        "from pg_replication_slots")).stdout.split()
     assert slots == ['%s:reserved' % r[0] for r in sorted(replicas)]
+
+
+def test_a_converge_with_another_wal_segment_size_keeps_the_clusters_and_says_so(quiet_cluster, playbook, ssh, nodes):
+    """The lab's inventory makes demo with 4 MB segments; asking for 16 on the
+    live cluster changes nothing (the size is fixed at initdb) and says so."""
+    assert {h: ssh(h, PSQL + shlex.quote('show wal_segment_size')).stdout.strip() for h in nodes} == \
+        {h: '4MB' for h in nodes}
+    before = {h: fingerprint(ssh, h) for h in nodes}
+    run = playbook('create_cluster', '-e', 'cluster=demo', '-e', 'polardb_wal_segment_size_mb=16')
+    text = one_line(run.output)
+    assert run.rc == 0, text[-3000:]
+    assert 'was made with 4 MB WAL segments, not 16: the size is fixed when a cluster is created' in text, \
+        text[-3000:]
+    assert run.changed() == {}, run.changed()
+    assert {h: fingerprint(ssh, h) for h in nodes} == before

@@ -60,8 +60,16 @@ def test_loaded_runs_are_summarised_apart_with_their_phases():
     assert loaded['runs'] == 2 and loaded['write_unavailable_max_s'] == 0.4 and loaded['load_tps_median'] == 400.0
     assert loaded['module_median_s']['stop_s'] == 0.135 and loaded['phases_median_s']['lock'] == 2.5
     text = benchmarks_doc.render({'date': '2026-12-02T00:00:00', 'runs': runs})
-    assert '## Switchover under load (pgbench), 2 runs' in text
+    assert '## Switchover under load (pgbench), WAL segments of 16 MB, 2 runs' in text
     assert '| module: stop | - | 0.135 |' in text and '| playbook: lock | - | 2.50 |' in text
+
+
+def test_the_wal_segment_size_of_the_runs_is_in_each_title():
+    runs = [run('switchover', 0.1, wal_segment_mb=4), run('switchover', 0.2, wal_segment_mb=4),
+            run('switchover', 0.3, load='pgbench', wal_segment_mb=4), run('switchover', 0.4, load='pgbench')]
+    text = benchmarks_doc.render({'date': '2026-12-05T00:00:00', 'runs': runs})
+    assert '## Switchover: `playbooks/switchover.yml`, idle, WAL segments of 4 MB, 2 runs' in text
+    assert '## Switchover under load (pgbench), WAL segments of 4 and 16 MB, 2 runs' in text
 
 
 def test_converge_runs_are_summarised():
@@ -83,6 +91,7 @@ def test_synchronous_runs_are_summarised_and_shown_apart():
     assert s['switchover_sync']['runs'] == 2 and s['switchover_sync']['failed_runs'] == 1
     assert s['switchover_sync']['write_unavailable_median_s'] == 0.23
     text = benchmarks_doc.render({'date': '2026-12-04T22:00:00+00:00', 'runs': runs})
-    table = text.split('## Switchover with synchronous replication (a quorum of one replica), idle, 3 runs', 1)[1]
+    table = text.split('## Switchover with synchronous replication (a quorum of one replica), idle, '
+                       'WAL segments of 16 MB, 3 runs', 1)[1]
     assert '| 1 | 0.250 |' in table and '| 3 | failed |' in table
     assert '**Median write unavailability 0.230 s, maximum 0.250 s' in table

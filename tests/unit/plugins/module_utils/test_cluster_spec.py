@@ -54,7 +54,7 @@ GOOD = {'polardb_cluster': 'demo', 'polardb_synchronous_replicas': 0, 'polardb_p
         'polardb_engine_major': '15', 'polardb_mount_root': '/srv/polardb', 'polardb_superuser': 'postgres',
         'polardb_replication_user': 'replicator', 'polardb_app_user': 'app', 'polardb_app_db': 'app',
         'polardb_client_networks': ['10.0.0.0/24', '::1'], 'polardb_max_slot_wal_keep_size': 'auto',
-        'polardb_max_slot_wal_keep_fraction': 0.25}
+        'polardb_max_slot_wal_keep_fraction': 0.25, 'polardb_wal_segment_size_mb': 16}
 
 
 def bad(**changes):
@@ -64,6 +64,7 @@ def bad(**changes):
 def test_the_defaults_pass():
     assert setting_problems(GOOD, NODES, 'pdb1') == []
     assert bad(polardb_synchronous_replicas='2', polardb_max_slot_wal_keep_size='8GB') == []
+    assert bad(polardb_wal_segment_size_mb='4') == [] and bad(polardb_wal_segment_size_mb=1024) == []
 
 
 def test_synchronous_replicas_count_only_replicas_never_the_rw_or_standbys():
@@ -97,6 +98,7 @@ def test_each_refusal_names_the_variable_and_the_allowed_values():
         'polardb_max_slot_wal_keep_size': ('lots', "polardb_max_slot_wal_keep_size='lots' must be auto, -1"),
         'polardb_max_slot_wal_keep_fraction': (2, 'polardb_max_slot_wal_keep_fraction=2 must be a number above 0'),
         'polardb_cluster': ('Demo!', "cluster='Demo!' must be 1 to 31 lower-case letters"),
+        'polardb_wal_segment_size_mb': (3, 'polardb_wal_segment_size_mb=3 must be one of 1, 2, 4, 8, 16, 32, 64'),
     }
     for var, (value, message) in cases.items():
         problems = bad(**{var: value})

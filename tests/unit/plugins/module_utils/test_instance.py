@@ -23,7 +23,7 @@ SYSID = '7712462526841396471'
 OTHER_SYSID = '7000000000000000001'
 
 
-def controldata_text(sysid=SYSID, state='in production', tli=1, min_recovery_tli=0):
+def controldata_text(sysid=SYSID, state='in production', tli=1, min_recovery_tli=0, segment=16777216):
     return """pg_control version number:            1300
 Catalog version number:               202209061
 Database system identifier:           %s
@@ -38,8 +38,9 @@ Latest checkpoint's oldestCommitTsXid:0
 Time of latest checkpoint:            Thu Nov 26 12:54:30 2026
 Minimum recovery ending location:     0/0
 Min recovery ending loc's timeline:   %d
+Bytes per WAL segment:                %d
 Data page checksum version:           1
-""" % (sysid, state, tli, min_recovery_tli)
+""" % (sysid, state, tli, min_recovery_tli, segment)
 
 
 def probe_json(in_recovery=False, data_directory=None, sysid=SYSID, polar_version=None):
@@ -123,7 +124,8 @@ def test_parse_controldata_keeps_colons_in_values():
 def test_controldata_facts():
     f = controldata_facts(parse_controldata(controldata_text(tli=2, min_recovery_tli=3)))
     assert f == {'system_identifier': SYSID, 'cluster_state': 'in production',
-                 'checkpoint_lsn': '0/4000060', 'checkpoint_timeline': 2, 'offline_timeline': 3}
+                 'checkpoint_lsn': '0/4000060', 'checkpoint_timeline': 2, 'offline_timeline': 3,
+                 'wal_segment_size_mb': 16}
     f = controldata_facts(parse_controldata(controldata_text(tli=2, min_recovery_tli=0)))
     assert f['offline_timeline'] == 2
 
@@ -338,6 +340,40 @@ def test_custom_initdb_options(tmp_path):
     assert '--data-checksums' not in runner.calls[0]['argv']
 
 
+def test_wal_segment_size_goes_to_initdb(tmp_path):
+    runner = FakeRunner({'initdb': Initdb(), 'pg_controldata': controldata(segment=4 * 1024 * 1024)})
+    r = new_instance(runner, tmp_path / 'd').ensure('primary', superuser_password='x', wal_segment_size_mb=4)
+    argv = runner.calls[0]['argv']
+    assert argv[-4:] == ['--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8', '--wal-segsize=4']
+    assert r['wal_segment_size_mb'] == 4 and 'warning' not in r
+    assert '--wal-segsize=4' in r['actions'][-1]
+
+
+def test_wal_segment_size_in_initdb_options_wins(tmp_path):
+    runner = FakeRunner({'initdb': Initdb(), 'pg_controldata': controldata()})
+    new_instance(runner, tmp_path / 'd').ensure('primary', superuser_password='x', wal_segment_size_mb=4,
+                                                initdb_options=['--wal-segsize=64'])
+    assert [a for a in runner.calls[0]['argv'] if a.startswith('--wal-segsize')] == ['--wal-segsize=64']
+
+
+def test_wal_segment_size_not_a_power_of_two_is_refused_before_anything(tmp_path):
+    runner = FakeRunner()
+    with pytest.raises(PolarDBError, match='power of two'):
+        new_instance(runner, tmp_path / 'd').ensure('primary', superuser_password='x', wal_segment_size_mb=3)
+    assert runner.calls == [] and not (tmp_path / 'd').exists()
+
+
+def test_initialised_directory_of_another_segment_size_is_left_with_a_warning(tmp_path):
+    make_cluster(str(tmp_path))
+    os.chmod(str(tmp_path), 0o700)
+    runner = FakeRunner({'pg_controldata': controldata()})
+    r = new_instance(runner, tmp_path).ensure('primary', superuser_password='x', wal_segment_size_mb=4)
+    assert r['changed'] is False and r['wal_segment_size_mb'] == 16
+    assert r['warning'] == ('%s was made with 16 MB WAL segments, not 4: the size is fixed when a cluster '
+                            'is created, it stays as it is' % tmp_path)
+    assert runner.programs() == ['pg_controldata']
+
+
 def test_check_mode_changes_nothing(tmp_path):
     data = tmp_path / 'data'
     runner = FakeRunner()
@@ -354,7 +390,7 @@ def test_initialised_directory_is_no_change(tmp_path):
     os.chmod(str(tmp_path), 0o700)
     runner = FakeRunner({'pg_controldata': controldata()})
     r = new_instance(runner, tmp_path).ensure('replica', source={'host': 'h'})
-    assert r == {'changed': False, 'actions': [],
+    assert r == {'changed': False, 'actions': [], 'wal_segment_size_mb': 16,
                  'diff': {'before': {'initialized': True, 'system_identifier': SYSID},
                           'after': {'initialized': True, 'system_identifier': SYSID}}}
     assert runner.programs() == ['pg_controldata']
