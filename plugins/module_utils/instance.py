@@ -8,7 +8,7 @@ pg_controldata, signal files) and, when the engine accepts connections on the
 local socket, what it says about itself (the probe of ``topology``).
 ``Instance.ensure()`` makes the data directory exist: initdb for a primary, a
 base backup for a replica or standby. Engine commands run as the owner of the
-data directory (``runuser``); secrets go through 0600 temporary files, never
+data directory (``setpriv``; ``runuser`` without it); secrets go through 0600 temporary files, never
 through argv.
 
 Configuration lives outside the data directory (``config_file=``), so nothing

@@ -206,7 +206,9 @@ class Replication(object):
         conf_changed = self._conf()
         if not running:
             if not self.check_mode:
+                t_start = self.clock()
                 self._systemctl('start')
+                self.result['timings']['start_s'] = round(self.clock() - t_start, 3)
             self._did('start %s' % self.service, 'started')
         elif conf_changed:
             if not self.check_mode:
@@ -235,6 +237,7 @@ class Replication(object):
                          ': %s' % error if error else ''), 'restarted')
             status, error = self._wait_receiver()
         self.result['timings']['receiver_s'] = round(self.clock() - t0, 3)
+        t_slots = self.clock()
         self.result['receiver'] = status or ('none%s' % (' (%s)' % error if error else ''))
         # a replica just started may still refuse connections for a moment
         listed, error = self._until(self._local_slots_listed, self.receiver_timeout)
@@ -247,6 +250,7 @@ class Replication(object):
                 self._drop_slot(slot)
                 self._did('drop slot %s' % slot)
                 self.result['slots_dropped'].append(slot)
+        self.result['timings']['slots_s'] = round(self.clock() - t_slots, 3)
         # the slots of nodes that stream from this follower (cascading): a
         # switchover's followers before the stop (see roles/handover)
         for slot in self.slots:

@@ -201,7 +201,10 @@ executed_commands:
   returned: always
   type: list
   elements: str
-  sample: ["runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D /srv/polardb/demo/data -U postgres --pwfile=/tmp/polardb-initdb-x1y2"]
+  sample:
+    - >-
+      setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/15/bin/initdb
+      -D /srv/polardb/demo/data -U postgres --pwfile=/tmp/polardb-initdb-x1y2
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -252,6 +252,8 @@ def make(clock=None, host=None, target=None, check_mode=False, **kw):
     target = target or Target(clock)
     inst = Instance(host, DATA, bin_dir='/usr/lib/postgresql/15/bin', owner='postgres', port=5432,
                     socket_dir='/var/run/postgresql')
+    # round figures on the fake clock (each poll 10 ms)
+    kw.setdefault('poll_interval', 0.01)
     s = sw.Switchover(inst, host, target.connect, TARGET, STOP, START, node_name='pdb1',
                       check_mode=check_mode, clock=clock, sleep=clock.sleep, **kw)
     return s, host, target, clock

@@ -15,6 +15,8 @@ import pytest
 
 from ansible.module_utils import basic
 
+from ansible_collections.polardb.stack.plugins.module_utils.runner import as_user
+
 from ansible_collections.polardb.stack.plugins.modules import instance
 from ansible_collections.polardb.stack.tests.unit.plugins.modules.harness import module_args
 
@@ -49,7 +51,7 @@ class Host(object):
     def run_command(self, module, args, environ_update=None, **kwargs):
         args = list(args)
         self.calls.append({'argv': args, 'environ': dict(environ_update or {})})
-        program = os.path.basename(args[4])  # runuser -u OWNER -- PROGRAM ...
+        program = os.path.basename(args[4])  # setpriv --reuid --regid --init-groups PROGRAM ... (or runuser -u OWNER --)
         if program == 'initdb':
             pwfile = [a for a in args if a.startswith('--pwfile=')][0].split('=', 1)[1]
             with open(pwfile) as f:
@@ -115,7 +117,8 @@ def test_primary_is_created_then_unchanged(ansible, tmp_path):
     assert result['instance']['role'] == 'stopped'
     assert result['instance']['system_identifier'] == SYSID
     assert result['executed_commands'][0].startswith(
-        'runuser -u %s -- /usr/lib/postgresql/15/bin/initdb -D %s -U postgres --pwfile=' % (OWNER, data))
+        ' '.join(as_user(OWNER, ['/usr/lib/postgresql/15/bin/initdb', '-D', str(data), '-U', 'postgres',
+                                 '--pwfile='])[0]))
     # the report's own status query is not listed
     assert not any('psql' in c for c in result['executed_commands'])
     assert ansible.host.secrets_seen == [PASSWORD + '\n']

@@ -14,6 +14,8 @@ import pytest
 
 from ansible.module_utils import basic
 
+from ansible_collections.polardb.stack.plugins.module_utils.runner import as_user
+
 from ansible_collections.polardb.stack.plugins.modules import instance_info
 from ansible_collections.polardb.stack.tests.unit.plugins.modules.harness import module_args
 
@@ -43,7 +45,7 @@ def ansible(monkeypatch):
 
     def run_command(self, args, **kwargs):
         calls.append(list(args))
-        program = os.path.basename(args[4])  # runuser -u OWNER -- PROGRAM
+        program = os.path.basename(args[4])  # the owner's prefix (4 words), PROGRAM
         return replies[program]
 
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
@@ -93,10 +95,10 @@ def test_running_primary(ansible, tmp_path):
     assert (i['role'], i['running'], i['timeline'], i['major_version']) == ('primary', True, 1, '15')
     assert i['lsn']['current'] == '0/3000148'
     assert i['system_identifier'] == SYSID
-    assert calls[0] == ['runuser', '-u', OWNER, '--', '/usr/lib/postgresql/15/bin/pg_controldata',
-                        '-D', str(tmp_path)]
-    assert calls[1][:12] == ['runuser', '-u', OWNER, '--', '/usr/lib/postgresql/15/bin/psql', '-XAtq',
-                             '-v', 'ON_ERROR_STOP=1', '-h', '/run/pg', '-p', '5433']
+    owner = as_user(OWNER, [])[0]
+    assert calls[0] == owner + ['/usr/lib/postgresql/15/bin/pg_controldata', '-D', str(tmp_path)]
+    assert calls[1][:12] == owner + ['/usr/lib/postgresql/15/bin/psql', '-XAtq',
+                                     '-v', 'ON_ERROR_STOP=1', '-h', '/run/pg', '-p', '5433']
 
 
 def test_stopped(ansible, tmp_path):
@@ -114,6 +116,6 @@ def test_domain_error_is_fail_json(ansible, tmp_path):
     kind, result, calls = ansible({'data_dir': str(tmp_path), 'owner': OWNER},
                                   pg_controldata=(1, '', 'pg_controldata: fatal: could not open file'))
     assert kind is Fail
-    assert result['msg'].startswith('command failed (rc=1): runuser -u %s -- ' % OWNER)
+    assert result['msg'].startswith('command failed (rc=1): %s ' % ' '.join(as_user(OWNER, [])[0]))
     assert 'could not open file' in result['msg']
     assert result['rc'] == 1

@@ -12,7 +12,7 @@ import pytest
 
 from ansible.module_utils import basic
 
-from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError
+from ansible_collections.polardb.stack.plugins.module_utils.runner import PolarDBError, as_user
 from ansible_collections.polardb.stack.plugins.module_utils import runner
 from ansible_collections.polardb.stack.plugins.module_utils import sql
 from ansible_collections.polardb.stack.plugins.module_utils import switchover as sw
@@ -23,6 +23,9 @@ from ansible_collections.polardb.stack.tests.unit.plugins.modules.harness import
 SYSID = '7712462526841396471'
 DATA = '/srv/polardb/demo/data'
 PASSWORD = 'S3cret-pw'
+
+# what an engine command run as the owner starts with on this machine
+AS_POSTGRES = as_user('postgres', [])[0]
 
 
 class Exit(Exception):
@@ -63,7 +66,7 @@ class World(object):
     def run_command(self, module, args, data=None, environ_update=None, cwd=None, check_rc=False, **kw):
         self.commands.append(list(args))
         cmd = list(args)
-        if cmd[:4] == ['runuser', '-u', 'postgres', '--']:
+        if cmd[:4] == AS_POSTGRES:
             cmd = cmd[4:]
         prog = cmd[0].rsplit('/', 1)[-1]
         if prog == 'pg_controldata':
@@ -167,7 +170,7 @@ def test_switchover_through_the_module(world):
     assert ['systemctl', 'stop', 'polardb@demo.service'] in world.commands
     assert ['systemctl', 'start', 'polardb@demo.service'] not in world.commands
     # engine commands drop to the owner; the target is reached once, with the options
-    assert world.commands[0][:5] == ['runuser', '-u', 'postgres', '--', '/usr/lib/postgresql/15/bin/pg_controldata']
+    assert world.commands[0][:5] == AS_POSTGRES + ['/usr/lib/postgresql/15/bin/pg_controldata']
     assert len(world.connects) == 1
     host, port, user, password, dbname, timeout, app, kw = world.connects[0]
     assert (host, port, user, password, dbname, timeout) == ('10.0.0.2', 5432, 'postgres', PASSWORD, 'postgres', 3)
