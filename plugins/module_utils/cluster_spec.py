@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.polardb.stack.plugins.module_utils.instance import WAL_SEGMENT_SIZES_MB
 from ansible_collections.polardb.stack.plugins.module_utils.lun import normalise_wwid
 
 NODE_ROLES = ('replica', 'standby')
@@ -88,8 +89,8 @@ def parameter_problems(parameters, reserved, reserved_prefixes):
 FSTYPES = ('xfs', 'ext4')
 FENCE_DRIVERS = ('none', 'scsi3_pr', 'nvme', 'command')
 MULTIPATH_MODES = ('auto', 'yes', 'no')
-# initdb --wal-segsize, in MB
-WAL_SEGMENT_SIZES = tuple(str(2 ** n) for n in range(11))
+# initdb --wal-segsize, in MB, as the settings are written
+WAL_SEGMENT_SIZES = tuple(str(n) for n in WAL_SEGMENT_SIZES_MB)
 _CLUSTER_RE = re.compile(r'^[a-z][a-z0-9_-]{0,30}$')
 _ROLE_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
 _SIZE_RE = re.compile(r'^\s*\d+\s*(kB|MB|GB|TB)?\s*$')

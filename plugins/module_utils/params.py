@@ -42,6 +42,8 @@ VARTYPES = ('bool', 'integer', 'real', 'string', 'enum')
 # pg_settings.context -> what a change in postgresql.conf needs.
 RESTART_CONTEXTS = ('postmaster',)
 FIXED_CONTEXTS = ('internal',)
+# fixed parameters that a setting of the collection gives when the cluster is created
+SET_AT_CREATION_BY = {'wal_segment_size': 'polardb_wal_segment_size_mb'}
 
 # One row, one column ``catalog``: the JSON of every parameter of the engine.
 CATALOG_SQL = """SELECT json_build_object(
@@ -253,8 +255,8 @@ def parse_value(entry, value):
         return None, '%s: a value may not hold a line break or NUL' % name
     if entry.context in FIXED_CONTEXTS:
         return None, '%s cannot be set: it is fixed when the engine is built or initialised%s' % (
-            name, ' (set polardb_wal_segment_size_mb before the cluster is created)'
-            if name == 'wal_segment_size' else '')
+            name, ' (set %s before the cluster is created)' % SET_AT_CREATION_BY[name]
+            if name in SET_AT_CREATION_BY else '')
     if entry.vartype == 'bool':
         b = parse_bool(text)
         if b is None:

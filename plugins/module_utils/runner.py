@@ -79,12 +79,16 @@ def as_user(user, argv):
         pw = None   # runuser says so
     if pw is None or not shutil.which('setpriv'):
         return ['runuser', '-u', user, '--'] + list(argv), {}
-    identity = {'HOME': pw.pw_dir, 'USER': user, 'LOGNAME': user}
     try:
         group = grp.getgrgid(pw.pw_gid).gr_name
     except KeyError:
         group = str(pw.pw_gid)
-    return ['setpriv', '--reuid=%s' % user, '--regid=%s' % group, '--init-groups'] + list(argv), identity
+    return ['setpriv', '--reuid=%s' % user, '--regid=%s' % group, '--init-groups'] + list(argv), user_environment(pw)
+
+
+def user_environment(pw):
+    """The variables a login of ``pw`` (a pwd entry) would set, for a command run as it."""
+    return {'HOME': pw.pw_dir, 'USER': pw.pw_name, 'LOGNAME': pw.pw_name}
 
 
 class CommandRunner(object):
@@ -140,7 +144,7 @@ class ProcessRunner(object):
         if become_user:
             pw = pwd.getpwnam(become_user)
             ids = {'user': pw.pw_uid, 'group': pw.pw_gid, 'extra_groups': []}
-            env = dict(env or os.environ, HOME=pw.pw_dir, USER=become_user, LOGNAME=become_user)
+            env = dict(env or os.environ, **user_environment(pw))
         try:
             proc = subprocess.run(list(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=None if data is not None else subprocess.DEVNULL,
